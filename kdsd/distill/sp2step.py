@@ -1,0 +1,51 @@
+"""``sp2step``: two-step similarity-preserving KD (Nathoo, Kegler, Stamenovic, ICASSP 2024),
+the state-of-the-art baseline.
+
+For each matched layer and each sample, the frame × frame Gram matrix of the activations
+(flattened over channel·frequency) is row-L2-normalised; the loss is the MSE between student
+and teacher Grams, summed over layers. Being T×T, the Grams compare across any channel count.
+Step 1 trains with the KD loss only; step 2 (the last ``1 − step1_fraction`` of the epochs)
+with the supervised loss only.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kdsd.distill.adapters import check_same_frames, pair_taps
+from kdsd.distill.base import DistillationMethod, register
+from kdsd.errors import KdsdError
+
+
+def frame_gram(features: torch.Tensor) -> torch.Tensor:
+    """``(B, C, F, T)`` → row-L2-normalised ``(B, T, T)`` Gram of the per-frame activations."""
+    b, c, f, t = features.shape
+    a = features.reshape(b, c * f, t).transpose(1, 2)  # (B, T, C·F)
+    return F.normalize(a @ a.transpose(1, 2), p=2, dim=2)
+
+
+def similarity_preserving_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    check_same_frames(student, teacher, "similarity-preserving loss")
+    return F.mse_loss(frame_gram(student), frame_gram(teacher))
+
+
+@register
+class TwoStepSimilarityPreserving(DistillationMethod):
+    name = "sp2step"
+
+    def __init__(self, student, teacher, sup_loss, kd_weight: float = 1.0, *,
+                 step1_fraction: float = 0.5, **options):
+        super().__init__(student, teacher, sup_loss, kd_weight=kd_weight, **options)
+        if not 0.0 < step1_fraction < 1.0:
+            raise KdsdError(f"KD method 'sp2step': step1_fraction must be in (0, 1), got {step1_fraction}")
+        self.step1_fraction = step1_fraction
+        self.pairs = pair_taps(student.depth, teacher.depth)
+
+    def kd_loss(self, student_feats, teacher_feats, student_out, teacher_out):
+        return sum(similarity_preserving_loss(student_feats[s], teacher_feats[t]) for s, t in self.pairs)
+
+    def step1_epochs(self, epochs: int) -> int:
+        return min(epochs - 1, max(1, round(self.step1_fraction * epochs))) if epochs > 1 else 1
+
+    def loss_weights(self, epoch: int, epochs: int) -> tuple[float, float]:
+        return (0.0, self.kd_weight) if epoch < self.step1_epochs(epochs) else (1.0, 0.0)

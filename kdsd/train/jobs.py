@@ -1,0 +1,78 @@
+"""The two training jobs of the DAG: train the teacher, distill one student.
+
+Both read the resolved config sections they need, train with :func:`kdsd.train.loop.fit` and
+write ``model.pt`` (deployable: student only) and ``history.csv`` into the output folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from kdsd.atomic import write_csv
+from kdsd.distill import get_method
+from kdsd.errors import KdsdError
+from kdsd.models.io import load_model, save_model
+from kdsd.models.unet import UNetDAE, count_parameters
+from kdsd.train.data import PairSet
+from kdsd.train.loop import TrainSettings, fit, seed_everything
+from kdsd.train.losses import SupervisedLoss
+
+
+def student_args(teacher_args: dict, scenario: dict) -> dict:
+    """Constructor args of a student from the teacher's and a mismatch scenario."""
+    args = dict(teacher_args)
+    args["width"] = max(1, round(teacher_args["width"] * scenario.get("width_ratio", 1.0)))
+    args["depth"] = teacher_args["depth"] + scenario.get("depth_delta", 0)
+    args["block"] = scenario.get("block", teacher_args["block"])
+    if args["depth"] < 1:
+        raise KdsdError(f"scenario {scenario}: student depth {args['depth']} < 1")
+    return args
+
+
+def train_teacher(cfg: dict, train_manifest: str, valid_manifest: str, out_dir: str) -> Path:
+    """``cfg``: the resolved ``teacher`` and ``loss`` config sections."""
+    seed = cfg["teacher"]["seed"]
+    seed_everything(seed)
+    model = UNetDAE(**cfg["teacher"]["model"])
+    method = get_method("none")(model, None, SupervisedLoss(**cfg["loss"]))
+    return _fit_and_save(method, cfg["teacher"]["train"], train_manifest, valid_manifest, out_dir,
+                         seed, cfg, extra={"role": "teacher", "method": "teacher", "scenario": "teacher"})
+
+
+def distill_student(cfg: dict, teacher_path: str, method_name: str, scenario_name: str, seed: int,
+                    train_manifest: str, valid_manifest: str, out_dir: str) -> Path:
+    """``cfg``: the resolved ``students``, ``kd`` and ``loss`` config sections."""
+    scenarios = cfg["students"]["scenarios"]
+    if scenario_name not in scenarios:
+        raise KdsdError(f"unknown scenario {scenario_name!r}; valid: {', '.join(scenarios)}")
+    method_cls = get_method(method_name)
+    teacher, _ = load_model(teacher_path)
+    seed_everything(seed)
+    student = UNetDAE(**student_args(teacher.args, scenarios[scenario_name]))
+    options = dict(cfg.get("kd", {}).get(method_name, {}))
+    method = method_cls(student, teacher, SupervisedLoss(**cfg["loss"]), **options)
+    extra = {"role": "student", "method": method_name, "scenario": scenario_name,
+             "teacher": str(teacher_path), "adapter_params": method.adapter_parameter_count(),
+             "teacher_params": count_parameters(teacher)}
+    return _fit_and_save(method, cfg["students"]["train"], train_manifest, valid_manifest, out_dir,
+                         seed, cfg, extra)
+
+
+def _fit_and_save(method, train_cfg: dict, train_manifest, valid_manifest, out_dir, seed, cfg, extra):
+    out_dir = Path(out_dir)
+    settings = TrainSettings(**train_cfg)
+    train, valid = PairSet(train_manifest), PairSet(valid_manifest)
+    best_state, history = fit(method, train, valid, settings, out_dir, seed)
+    student = method.student.cpu()
+    student.load_state_dict(best_state)
+    write_csv(pd.DataFrame(history), out_dir / "history.csv")
+    extra = {**extra, "params": count_parameters(student), "train_seconds": train.seconds()}
+    path = save_model(out_dir / "model.pt", student, config=cfg, seed=seed, history=history, extra=extra)
+    (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # the finished model supersedes it
+    return path
+
+
+def set_threads(threads: int) -> None:
+    torch.set_num_threads(max(1, threads))
