@@ -1,0 +1,235 @@
+"""Per-utterance scores → per-run means → per-model summary with seed spread and paired tests.
+
+Aggregation is two-level on purpose: utterances are averaged within a run (one seed), and the
+spread (std, CI) is taken over seeds, so the error bars describe training variability rather
+than the (much larger, and not independent across models) utterance variability.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from kdsd.errors import KdsdError
+
+# Adding a metric is one entry here; score CSVs must then carry input_<m>, <m> and <m>_i.
+METRICS: tuple[str, ...] = ("pesq_wb", "stoi", "si_sdr")
+HEADLINE = "si_sdr"
+BASELINES: tuple[str, ...] = ("none", "sp2step")
+ALPHA = 0.05
+# Below 6 pairs the exact two-sided signed-rank p can never drop under 0.05 (2/2**5 = 0.0625).
+MIN_PAIRS = 6
+CI_LEVEL = 0.95
+
+RUN_KEYS = ["kind", "method", "scenario", "seed", "test_set"]
+GROUP_KEYS = ["kind", "method", "scenario", "test_set"]
+KINDS = ("teacher", "student")
+KIND_ORDER = {"input": 0, "teacher": 1, "student": 2}
+ID_COLUMNS = ("utt_id", "model", "kind", "method", "scenario", "seed", "test_set", "params")
+# pandas' default NA strings include "None"/"null"; "none" is a method name, so everything is read
+# verbatim and only these tokens mean "missing" in the numeric columns we use.
+_NA_TOKENS = {"", "nan", "NaN", "NA", "N/A", "n/a", "null", "NULL", "None", "<NA>", "-nan", "-NaN"}
+
+
+def metric_columns(metrics: Iterable[str] = METRICS) -> list[str]:
+    """The three score columns of every metric: input, estimate, improvement."""
+    return [c for m in metrics for c in (f"input_{m}", m, f"{m}_i")]
+
+
+def required_columns() -> list[str]:
+    return [*ID_COLUMNS, *metric_columns()]
+
+
+def _read_one(path: str | os.PathLike) -> pd.DataFrame:
+    if not os.path.isfile(path):
+        raise KdsdError(f"{path}: score file not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise KdsdError(f"{path}: unreadable score CSV ({err})") from None
+    missing = [c for c in required_columns() if c not in df.columns]
+    if missing:
+        raise KdsdError(f"{path}: missing required columns: {', '.join(missing)}")
+    for col in ("seed", "params", *metric_columns()):
+        df[col] = _to_numeric(df[col], path, col)
+    if "snr_db" in df.columns:
+        df["snr_db"] = _to_numeric(df["snr_db"], path, "snr_db")
+    for col in ("seed", "params"):
+        if df[col].isna().any():
+            raise KdsdError(f"{path}: column {col!r} has empty values")
+        df[col] = df[col].astype("int64")
+    bad_kind = sorted(set(df["kind"]) - set(KINDS))
+    if bad_kind:
+        raise KdsdError(f"{path}: unknown kind {bad_kind}; expected one of {list(KINDS)}")
+    df["_source"] = str(path)
+    return df
+
+
+def _to_numeric(col: pd.Series, path, name: str) -> pd.Series:
+    col = col.str.strip().mask(col.str.strip().isin(_NA_TOKENS))
+    try:
+        return pd.to_numeric(col)
+    except (ValueError, TypeError):
+        bad = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()].iloc[0]
+        raise KdsdError(f"{path}: column {name!r} has a non-numeric value {bad!r}") from None
+
+
+def _check_duplicates(df: pd.DataFrame) -> None:
+    # A file listed twice would silently double-weight its utterances.
+    dup = df.duplicated(RUN_KEYS + ["utt_id"], keep=False)
+    if dup.any():
+        rows = df[dup]
+        first = rows.iloc[0]
+        sources = sorted(set(rows.loc[rows["utt_id"] == first["utt_id"], "_source"]))
+        raise KdsdError(f"{sources[0]}: utterance {first['utt_id']!r} scored more than once for "
+                        f"run {tuple(first[RUN_KEYS])} (files: {', '.join(sources)})")
+
+
+def load_scores(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Read and concatenate per-utterance score CSVs, validating the column contract."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]  # a lone path would otherwise be iterated character by character
+    frames = [_read_one(p) for p in paths]
+    if not frames:
+        raise KdsdError("load_scores: no score files given")
+    df = pd.concat(frames, ignore_index=True)
+    _check_duplicates(df)
+    return df.drop(columns="_source")
+
+
+def run_means(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (kind, method, scenario, seed, test_set): NaN-skipping utterance means.
+
+    Adds ``n_utts`` (rows in the run) and ``n_nan_<col>`` for every metric column.
+    """
+    cols = [c for c in metric_columns() if c in scores.columns]
+    grouped = scores.groupby(RUN_KEYS, sort=True, dropna=False)
+    out = grouped[cols].mean()
+    out["params"] = grouped["params"].first()
+    out["n_utts"] = grouped.size()
+    nan_counts = scores[cols].isna().groupby([scores[k] for k in RUN_KEYS], dropna=False).sum()
+    out = out.join(nan_counts.add_prefix("n_nan_"))
+    return out.reset_index()
+
+
+def _input_pseudo_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """The noisy input as a deterministic pseudo-model (one 'seed') per test set."""
+    inputs = [f"input_{m}" for m in METRICS]
+    # Every model scores the same noisy file; the mean only absorbs float noise between CSVs.
+    per_utt = scores.groupby(["test_set", "utt_id"], sort=True)[inputs].mean().reset_index()
+    for m in METRICS:
+        per_utt[m] = per_utt[f"input_{m}"]
+        per_utt[f"{m}_i"] = per_utt[m] - per_utt[m]  # 0, or NaN where the input is unscorable
+    for col in ("kind", "method", "scenario", "model"):
+        per_utt[col] = "input"
+    per_utt["seed"] = 0
+    per_utt["params"] = np.nan
+    return per_utt
+
+
+def _ci_half_width(std: pd.Series, n: pd.Series) -> pd.Series:
+    """Student-t half-width over seeds; NaN with fewer than two seeds."""
+    dof = (n - 1).where(n >= 2)
+    t = pd.Series(sps.t.ppf(0.5 + CI_LEVEL / 2, dof), index=std.index)
+    return t * std / np.sqrt(n)
+
+
+def _seed_aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    grouped = runs.groupby(GROUP_KEYS, sort=False, dropna=False)
+    out = pd.DataFrame({"n_seeds": grouped.size(), "params": grouped["params"].first()})
+    for m in METRICS:
+        for c in (m, f"{m}_i"):
+            mean, std, n = grouped[c].mean(), grouped[c].std(ddof=1), grouped[c].count()
+            nan = grouped[f"n_nan_{c}"].sum()
+            out[f"{c}_mean"], out[f"{c}_std"] = mean, std
+            out[f"{c}_ci95"] = _ci_half_width(std, n)
+            out[f"{c}_n_seeds"] = n
+            out[f"{c}_n_utts"] = grouped["n_utts"].sum() - nan  # finite scores, pooled over seeds
+            out[f"{c}_n_nan"] = nan
+    out["params"] = out["params"].astype("Int64")
+    return out.reset_index()
+
+
+def _add_retained(table: pd.DataFrame) -> None:
+    teacher = table[table["kind"] == "teacher"].groupby("test_set")
+    is_student = table["kind"] == "student"
+    for m in METRICS:
+        ref = table["test_set"].map(teacher[f"{m}_i_mean"].mean())
+        ref = ref.where(ref != 0)  # a zero teacher gain makes the ratio meaningless
+        table[f"retained_{m}"] = (table[f"{m}_i_mean"] / ref).where(is_student)
+
+
+def paired_wilcoxon(x: pd.Series, y: pd.Series) -> float:
+    """Two-sided signed-rank p over utterances aligned on the index; NaN with < MIN_PAIRS pairs."""
+    pairs = pd.concat([x.rename("x"), y.rename("y")], axis=1, join="inner").dropna()
+    if len(pairs) < MIN_PAIRS:
+        return math.nan
+    diff = pairs["x"] - pairs["y"]
+    if (diff == 0).all():
+        return 1.0  # scipy warns and returns 1.0 via a 0/0; say it directly
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(sps.wilcoxon(pairs["x"], pairs["y"]).pvalue)
+
+
+def _add_pvalues(table: pd.DataFrame, scores: pd.DataFrame) -> None:
+    students = scores[scores["kind"] == "student"]
+    # Per-utterance values averaged over seeds, so each utterance is one pair.
+    per_utt = students.groupby(["scenario", "test_set", "method", "utt_id"])[list(METRICS)].mean()
+    available = set(per_utt.index.droplevel("utt_id"))
+    for base in BASELINES:
+        for m in METRICS:
+            table[f"p_vs_{base}_{m}"] = math.nan
+        for idx, row in table[table["kind"] == "student"].iterrows():
+            me = (row["scenario"], row["test_set"], row["method"])
+            ref = (row["scenario"], row["test_set"], base)
+            if row["method"] == base or ref not in available:
+                continue
+            for m in METRICS:
+                table.at[idx, f"p_vs_{base}_{m}"] = paired_wilcoxon(
+                    per_utt.loc[me, m], per_utt.loc[ref, m])
+
+
+def method_rank(method: str) -> int:
+    """Baselines first (in BASELINES order), then every other method."""
+    return BASELINES.index(method) if method in BASELINES else len(BASELINES)
+
+
+def _sort(table: pd.DataFrame) -> pd.DataFrame:
+    key = pd.DataFrame({
+        "test_set": table["test_set"],
+        "kind": table["kind"].map(KIND_ORDER),
+        "scenario": table["scenario"],
+        "method_rank": table["method"].map(method_rank),
+        "method": table["method"],
+    })
+    order = key.sort_values(list(key.columns), kind="stable").index
+    return table.loc[order].reset_index(drop=True)
+
+
+def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (kind, method, scenario, test_set), plus a ``kind == "input"`` row per test set.
+
+    Per metric column c in (m, m_i): c_mean / c_std / c_ci95 over seed run means, c_n_seeds,
+    c_n_utts (finite utterance scores pooled over seeds), c_n_nan; then retained_m and
+    p_vs_<baseline>_m.
+    """
+    combined = pd.concat([_input_pseudo_scores(scores), scores], ignore_index=True)
+    table = _seed_aggregate(run_means(combined))
+    _add_retained(table)
+    _add_pvalues(table, scores)
+    return _sort(table)
+
+
+def format_mean_std(mean: float, std: float, digits: int = 2) -> str:
+    """'2.31 ± 0.05', or '2.31' without a spread, or '–' without a value."""
+    if mean is None or pd.isna(mean):
+        return "–"
+    if std is None or pd.isna(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"

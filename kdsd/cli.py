@@ -1,0 +1,137 @@
+"""`kdsd <subcommand>`: the steps the Snakemake rules call, plus `kdsd enhance` for users.
+
+Config sections arrive as JSON strings (``--config-json``) resolved by the workflow, so every
+job sees exactly the validated config. User errors print one line and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kdsd.errors import KdsdError
+
+
+def _threads(args) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+
+
+def cmd_synthesize(args) -> None:
+    from kdsd.corpus.synthetic import synthesize_split
+
+    synthesize_split(json.loads(args.config_json), args.split, args.out, workers=args.threads)
+
+
+def cmd_train_teacher(args) -> None:
+    from kdsd.train.jobs import train_teacher
+
+    _threads(args)
+    train_teacher(json.loads(args.config_json), args.train, args.valid, args.out)
+
+
+def cmd_distill(args) -> None:
+    from kdsd.train.jobs import distill_student
+
+    _threads(args)
+    distill_student(json.loads(args.config_json), args.teacher, args.method, args.scenario,
+                    args.seed, args.train, args.valid, args.out)
+
+
+def cmd_score_input(args) -> None:
+    from kdsd.metrics.scoring import score_input
+
+    score_input(args.manifest, args.out, workers=args.threads)
+
+
+def cmd_score(args) -> None:
+    from kdsd.metrics.scoring import score_model
+
+    _threads(args)
+    score_model(args.model, args.name, args.manifest, args.input_scores, args.out, workers=args.threads)
+
+
+def cmd_report(args) -> None:
+    from kdsd.analysis.pipeline import write_results
+
+    write_results(args.scores, args.histories, args.out_dir, json.loads(args.provenance_json))
+
+
+def cmd_enhance(args) -> None:
+    import torch
+
+    from kdsd.audio import read_audio, write_audio
+    from kdsd.enhance import enhance_wave
+    from kdsd.models.io import load_model
+
+    torch.set_num_threads(max(1, args.threads))
+    model, _ = load_model(args.model)
+    write_audio(args.output, enhance_wave(model, read_audio(args.input)))
+    print(f"kdsd: wrote {args.output}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kdsd", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help_):
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(func=func)
+        p.add_argument("--threads", type=int, default=1, help="CPU threads / worker processes")
+        return p
+
+    p = add("synthesize", cmd_synthesize, "synthesize one split of the embedded corpus")
+    p.add_argument("--config-json", required=True, help="the resolved `corpus` config section")
+    p.add_argument("--split", required=True)
+    p.add_argument("--out", required=True, help="split folder (manifest.csv and audio go here)")
+
+    for name, func, help_ in (("train-teacher", cmd_train_teacher, "train the teacher"),
+                              ("distill", cmd_distill, "distill one student")):
+        p = add(name, func, help_)
+        p.add_argument("--config-json", required=True)
+        p.add_argument("--train", required=True, help="train manifest.csv")
+        p.add_argument("--valid", required=True, help="valid manifest.csv (checkpoint choice)")
+        p.add_argument("--out", required=True, help="model folder")
+    p.add_argument("--teacher", required=True, help="teacher model.pt")
+    p.add_argument("--method", required=True)
+    p.add_argument("--scenario", required=True)
+    p.add_argument("--seed", type=int, required=True)
+
+    p = add("score-input", cmd_score_input, "score the noisy input of a test set")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True)
+
+    p = add("score", cmd_score, "enhance a test set with a model and score it per utterance")
+    p.add_argument("--model", required=True)
+    p.add_argument("--name", required=True, help="model id written in the table")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--input-scores", required=True)
+    p.add_argument("--out", required=True)
+
+    p = add("report", cmd_report, "tables, plots and summary from all score tables")
+    p.add_argument("--scores", nargs="+", required=True)
+    p.add_argument("--histories", nargs="+", required=True, help="history.csv of each model")
+    p.add_argument("--out-dir", required=True, help="results folder (tables/, plots/, summary.md)")
+    p.add_argument("--provenance-json", default="{}")
+
+    p = add("enhance", cmd_enhance, "denoise a WAV file with a trained model")
+    p.add_argument("--model", required=True, help="a model.pt written by kdsd")
+    p.add_argument("input", type=Path, help="noisy mono WAV (other rates are resampled to 16 kHz)")
+    p.add_argument("output", type=Path, help="where to write the 16 kHz estimate")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KdsdError as exc:
+        print(f"kdsd: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

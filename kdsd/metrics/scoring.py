@@ -1,0 +1,78 @@
+"""Per-utterance score tables (DESIGN §4): the noisy input once per test set, then each model.
+
+A model's table joins its estimate scores with the input scores on ``utt_id`` and adds the
+improvements ``<metric>_i``; metric computation runs in a process pool of ``workers``.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kdsd.atomic import write_csv
+from kdsd.audio import read_audio
+from kdsd.corpus.manifest import read_manifest
+from kdsd.enhance import enhance_wave
+from kdsd.errors import KdsdError
+from kdsd.metrics.intrusive import METRICS, score_utterance
+from kdsd.models.io import load_model
+
+META_COLUMNS = ("utt_id", "test_set", "noise_family", "snr_db")
+
+
+def _score_one(args):
+    utt_id, reference, estimate = args
+    values, reason = score_utterance(reference, estimate)
+    return {"utt_id": utt_id, **values, "nan_reason": reason}
+
+
+def score_many(items, workers: int) -> pd.DataFrame:
+    """``items``: iterable of (utt_id, reference, estimate)."""
+    items = list(items)
+    if workers <= 1:
+        rows = [_score_one(item) for item in items]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            rows = list(pool.map(_score_one, items, chunksize=4))
+    return pd.DataFrame(rows)
+
+
+def _load_pairs(manifest_path: Path):
+    table = read_manifest(manifest_path)
+    root = manifest_path.parent
+    for row in table.itertuples():
+        yield row, read_audio(root / row.clean_path), read_audio(root / row.noisy_path)
+
+
+def score_input(manifest_path: str | Path, out_csv: str | Path, workers: int = 1) -> Path:
+    """Scores of the unprocessed noisy input, columns ``input_<metric>``."""
+    manifest_path = Path(manifest_path)
+    meta, items = [], []
+    for row, clean, noisy in _load_pairs(manifest_path):
+        meta.append({"utt_id": row.utt_id, "test_set": row.split, "noise_family": row.noise_family,
+                     "snr_db": row.snr_db})
+        items.append((row.utt_id, clean, noisy))
+    scores = score_many(items, workers).rename(columns={m: f"input_{m}" for m in METRICS}
+                                               | {"nan_reason": "input_nan_reason"})
+    return write_csv(pd.DataFrame(meta).merge(scores, on="utt_id"), out_csv)
+
+
+def score_model(model_path: str | Path, model_name: str, manifest_path: str | Path,
+                input_csv: str | Path, out_csv: str | Path, workers: int = 1) -> Path:
+    model, payload = load_model(model_path)
+    inputs = pd.read_csv(input_csv)
+    items = [(row.utt_id, clean, enhance_wave(model, noisy))
+             for row, clean, noisy in _load_pairs(Path(manifest_path))]
+    scores = inputs.merge(score_many(items, workers), on="utt_id", how="inner")
+    if len(scores) != len(inputs):
+        raise KdsdError(f"{input_csv}: utterances do not match {manifest_path}")
+    for m in METRICS:
+        scores[f"{m}_i"] = scores[m] - scores[f"input_{m}"]
+    identity = {"model": model_name, "kind": payload.get("role", "unknown"),
+                "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
+                "seed": payload.get("seed", -1), "params": payload.get("params", np.nan)}
+    for key, value in reversed(identity.items()):
+        scores.insert(1, key, value)
+    return write_csv(scores, out_csv)

@@ -1,0 +1,34 @@
+"""Shared fixtures: a tiny saved model and a tiny synthetic corpus config."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def env_with_venv():
+    """Environment whose PATH finds the venv's `kdsd` and `snakemake` first."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    from kdsd.models.io import save_model
+    from kdsd.models.unet import UNetDAE
+
+    torch.manual_seed(0)
+    model = UNetDAE(width=2, depth=2)
+    return save_model(tmp_path / "model.pt", model, config={}, seed=0, history=[],
+                      extra={"role": "teacher", "method": "teacher", "scenario": "teacher", "params": 1})
+
+
+@pytest.fixture
+def tiny_corpus_config():
+    return {"seed": 11, "utterances": {"train": 3, "valid": 2, "test_matched": 2, "test_noise": 2},
+            "snr_db": [0.0, 5.0], "train_noises": ["white", "babble"],
+            "test_only_noises": ["tones"], "speech_level_dbfs": -25.0, "babble_talkers": 2}

@@ -1,0 +1,265 @@
+"""Analysis: seed-level statistics, NaN handling, paired tests, tables, plots and summary."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from kdsd.analysis.plots import plot_improvements, plot_learning_curves
+from kdsd.analysis.stats import (
+    METRICS, format_mean_std, load_scores, metric_columns, paired_wilcoxon, run_means,
+    summary_table,
+)
+from kdsd.analysis.summary import write_summary
+from kdsd.analysis.tables import write_tables
+from kdsd.errors import KdsdError
+
+N_UTTS = 8
+UTTS = [f"u{i:02d}" for i in range(N_UTTS)]
+TEACHER_GAIN = {"dev": 10.0, "test": 4.0}  # SI-SDR improvement of the teacher per test set
+INPUT = {"pesq_wb": 1.5, "stoi": 0.8, "si_sdr": 5.0}
+OFFSETS = np.array([0.3, -0.1, 0.8, 0.25, 0.5, -0.05, 0.9, 0.45])  # cosine vs none, per utterance
+T975_1 = sps.t.ppf(0.975, 1)
+
+
+def _run(kind, method, scenario, seed, test_set, gain, params=1000) -> pd.DataFrame:
+    """One run: the same improvement ``gain`` (array or scalar) on every metric, scaled per metric."""
+    gain = np.broadcast_to(np.asarray(gain, dtype=float), (N_UTTS,))
+    df = pd.DataFrame({
+        "utt_id": UTTS, "model": f"{kind}_{method}_{scenario}_s{seed}", "kind": kind,
+        "method": method, "scenario": scenario, "seed": seed, "test_set": test_set,
+        "noise_family": "babble", "snr_db": 5.0, "params": params,
+    })
+    scale = {"pesq_wb": 0.1, "stoi": 0.01, "si_sdr": 1.0}
+    for m in METRICS:
+        df[f"input_{m}"] = INPUT[m]
+        df[f"{m}_i"] = gain * scale[m]
+        df[m] = df[f"input_{m}"] + df[f"{m}_i"]
+    return df
+
+
+def _student_gains(method: str, seed: int) -> np.ndarray:
+    base = {0: 1.0, 1: 3.0}[seed]  # run means 1 and 3 for `none`: mean 2, std sqrt(2)
+    if method == "none":
+        return np.full(N_UTTS, base)
+    if method == "sp2step":
+        return base + OFFSETS / 2
+    return base + OFFSETS  # cosine
+
+
+@pytest.fixture
+def scores() -> pd.DataFrame:
+    frames = []
+    for ts, gain in TEACHER_GAIN.items():
+        frames.append(_run("teacher", "teacher", "teacher", 0, ts, gain, params=50_000))
+        for method in ("cosine", "none", "sp2step"):  # deliberately not in display order
+            for seed in (0, 1):
+                frames.append(_run("student", method, "width_1_4", seed, ts,
+                                   _student_gains(method, seed)))
+    df = pd.concat(frames, ignore_index=True)
+    # One unscorable PESQ: cosine, seed 0, dev, first utterance.
+    hit = (df.method == "cosine") & (df.seed == 0) & (df.test_set == "dev") & (df.utt_id == "u00")
+    df.loc[hit, ["pesq_wb", "pesq_wb_i"]] = np.nan
+    return df
+
+
+def _row(table, kind, method, test_set="dev") -> pd.Series:
+    rows = table[(table.kind == kind) & (table.method == method) & (table.test_set == test_set)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def _write_csvs(scores: pd.DataFrame, root) -> list:
+    paths = []
+    for (model, ts), df in scores.groupby(["model", "test_set"]):
+        path = root / "scores" / model / f"{ts}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+# --- stats -------------------------------------------------------------------------------------
+
+def test_seed_mean_std_ci(scores):
+    row = _row(summary_table(scores), "student", "none")
+    assert row.si_sdr_i_mean == pytest.approx(2.0)
+    assert row.si_sdr_i_std == pytest.approx(math.sqrt(2))
+    assert row.si_sdr_i_ci95 == pytest.approx(T975_1 * math.sqrt(2) / math.sqrt(2))
+    assert row.si_sdr_mean == pytest.approx(INPUT["si_sdr"] + 2.0)
+    assert row.si_sdr_i_n_seeds == 2 and row.n_seeds == 2
+    assert row.si_sdr_i_n_utts == 2 * N_UTTS and row.si_sdr_i_n_nan == 0
+    assert row.params == 1000
+
+
+def test_single_seed_has_no_spread(scores):
+    row = _row(summary_table(scores), "teacher", "teacher")
+    assert row.si_sdr_i_mean == pytest.approx(10.0)
+    assert math.isnan(row.si_sdr_i_std) and math.isnan(row.si_sdr_i_ci95)
+
+
+def test_nan_is_excluded_and_counted(scores):
+    runs = run_means(scores)
+    run = runs[(runs.method == "cosine") & (runs.seed == 0) & (runs.test_set == "dev")].iloc[0]
+    expected = np.mean(INPUT["pesq_wb"] + 0.1 * (1.0 + OFFSETS[1:]))
+    assert run.pesq_wb == pytest.approx(expected)
+    assert run.n_nan_pesq_wb == 1 and run.n_nan_pesq_wb_i == 1 and run.n_nan_si_sdr == 0
+    assert run.n_utts == N_UTTS
+    row = _row(summary_table(scores), "student", "cosine")
+    assert row.pesq_wb_n_nan == 1 and row.pesq_wb_n_utts == 2 * N_UTTS - 1
+    assert row.si_sdr_n_nan == 0
+
+
+def test_all_nan_run_does_not_crash(scores):
+    scores.loc[scores.method == "sp2step", "pesq_wb"] = np.nan
+    row = _row(summary_table(scores), "student", "sp2step")
+    assert math.isnan(row.pesq_wb_mean) and row.pesq_wb_n_seeds == 0
+    assert row.pesq_wb_n_nan == 2 * N_UTTS
+
+
+def test_retained_uses_same_test_set_teacher(scores):
+    table = summary_table(scores)
+    assert _row(table, "student", "none", "dev").retained_si_sdr == pytest.approx(2.0 / 10.0)
+    assert _row(table, "student", "none", "test").retained_si_sdr == pytest.approx(2.0 / 4.0)
+    assert _row(table, "student", "none").retained_pesq_wb == pytest.approx(0.2 / 1.0)
+    assert math.isnan(_row(table, "teacher", "teacher").retained_si_sdr)
+    assert math.isnan(_row(table, "input", "input").retained_si_sdr)
+
+
+def test_wilcoxon_matches_scipy_on_seed_averaged_pairs(scores):
+    table = summary_table(scores)
+    cosine = np.mean([_student_gains("cosine", s) for s in (0, 1)], axis=0) + INPUT["si_sdr"]
+    none = np.mean([_student_gains("none", s) for s in (0, 1)], axis=0) + INPUT["si_sdr"]
+    sp2 = np.mean([_student_gains("sp2step", s) for s in (0, 1)], axis=0) + INPUT["si_sdr"]
+    row = _row(table, "student", "cosine")
+    assert row.p_vs_none_si_sdr == pytest.approx(sps.wilcoxon(cosine, none).pvalue)
+    assert row.p_vs_sp2step_si_sdr == pytest.approx(sps.wilcoxon(cosine, sp2).pvalue)
+    assert 0 < row.p_vs_none_si_sdr < 0.05
+    assert math.isnan(_row(table, "student", "none").p_vs_none_si_sdr)
+    assert math.isnan(_row(table, "student", "sp2step").p_vs_sp2step_si_sdr)
+    assert math.isnan(_row(table, "teacher", "teacher").p_vs_none_si_sdr)
+
+
+def test_wilcoxon_too_few_pairs_and_alignment():
+    x = pd.Series([1.0, 2.0, 3.0], index=["a", "b", "c"])
+    assert math.isnan(paired_wilcoxon(x, x + 1))
+    x = pd.Series(np.arange(8.0), index=list("abcdefgh"))
+    y = pd.Series(np.arange(8.0)[::-1] * 0.5, index=list("hgfedcba"))  # shuffled order
+    assert paired_wilcoxon(x, y) == pytest.approx(sps.wilcoxon(x, y.loc[x.index]).pvalue)
+    assert paired_wilcoxon(x, x) == 1.0
+
+
+def test_input_row(scores):
+    table = summary_table(scores)
+    row = _row(table, "input", "input")
+    assert row.scenario == "input" and row.n_seeds == 1
+    for m in METRICS:
+        assert row[f"{m}_mean"] == pytest.approx(INPUT[m])
+        assert row[f"{m}_i_mean"] == pytest.approx(0.0)
+    assert pd.isna(row.params)
+    assert (table.kind == "input").sum() == len(TEACHER_GAIN)
+
+
+def test_sort_order(scores):
+    dev = summary_table(scores).query("test_set == 'dev'")
+    assert list(dev.kind) == ["input", "teacher", "student", "student", "student"]
+    assert list(dev.method)[2:] == ["none", "sp2step", "cosine"]
+
+
+def test_format_mean_std():
+    assert format_mean_std(2.3148, 0.0512, 2) == "2.31 ± 0.05"
+    assert format_mean_std(2.3148, float("nan"), 2) == "2.31"
+    assert format_mean_std(0.91234, 0.01, 3) == "0.912 ± 0.010"
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def test_load_scores_roundtrip_keeps_method_none(scores, tmp_path):
+    loaded = load_scores(_write_csvs(scores, tmp_path))
+    assert len(loaded) == len(scores)
+    assert set(loaded.method) == {"teacher", "none", "sp2step", "cosine"}  # "none" is not NaN
+    assert loaded.pesq_wb.isna().sum() == 1
+    table = summary_table(loaded)
+    assert _row(table, "student", "none").si_sdr_i_mean == pytest.approx(2.0)
+
+
+def test_load_scores_missing_column_names_file(scores, tmp_path):
+    path = tmp_path / "broken.csv"
+    scores.drop(columns=["stoi_i", "params"]).to_csv(path, index=False)
+    with pytest.raises(KdsdError, match=r"broken\.csv: missing required columns: .*params.*stoi_i"):
+        load_scores([path])
+
+
+def test_load_scores_missing_file_and_duplicates(scores, tmp_path):
+    with pytest.raises(KdsdError, match=r"nope\.csv: score file not found"):
+        load_scores([tmp_path / "nope.csv"])
+    path = _write_csvs(scores, tmp_path)[0]
+    with pytest.raises(KdsdError, match="scored more than once"):
+        load_scores([path, path])
+
+
+def test_metric_columns_follow_pattern():
+    assert metric_columns(["x"]) == ["input_x", "x", "x_i"]
+
+
+# --- tables / plots / summary ------------------------------------------------------------------
+
+def test_write_tables(scores, tmp_path):
+    table = summary_table(scores)
+    csv_path, md_path = write_tables(table, tmp_path / "out" / "summary.csv", tmp_path / "t.md")
+    back = pd.read_csv(csv_path)
+    assert list(back.columns) == list(table.columns) and len(back) == len(table)
+    md = md_path.read_text()
+    assert "### dev" in md and "### test" in md
+    assert "| width_1_4 · none | " in md
+    assert "2.00 ± 1.41" in md  # ΔSI-SDR of `none`: seeds 1 and 3
+    assert "7.00 ± 1.41" in md  # SI-SDR of `none`
+    assert "20.0 %" in md  # retained SI-SDR of `none` on dev
+    assert "*" in md.split("width_1_4 · cosine")[1].splitlines()[0]
+    assert not list(tmp_path.glob("**/.*"))  # no temp files left behind
+
+
+def test_plots_write_png(scores, tmp_path):
+    out = plot_improvements(scores, tmp_path / "fig" / "improvements.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 1000
+    histories = {}
+    for name, shift in (("teacher", 0.0), ("student", 1.0)):
+        path = tmp_path / name / "history.csv"
+        path.parent.mkdir()
+        pd.DataFrame({
+            "epoch": [1, 2, 3], "train_loss": [3.0 + shift, 2.0, 1.5], "train_sup": 1.0,
+            "train_kd": 0.5, "valid_loss": [2.0, 1.8, 1.9], "valid_si_sdr": [5.0, 8.0, 7.5],
+            "seconds": 1.0, "best": [1, 1, 0],
+        }).to_csv(path, index=False)
+        histories[name] = path
+    curves = plot_learning_curves(histories, tmp_path / "fig" / "curves.png")
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and curves.stat().st_size > 1000
+
+
+def test_learning_curves_missing_column(tmp_path):
+    path = tmp_path / "history.csv"
+    pd.DataFrame({"epoch": [1], "train_loss": [1.0]}).to_csv(path, index=False)
+    with pytest.raises(KdsdError, match=r"history\.csv: missing required columns: valid_si_sdr"):
+        plot_learning_curves({"m": path}, tmp_path / "c.png")
+
+
+def test_write_summary(scores, tmp_path):
+    out = write_summary(summary_table(scores), tmp_path / "summary.md",
+                        provenance={"git_commit": "abc123", "preset": "smoke"})
+    text = out.read_text()
+    assert "Teacher: ΔSI-SDR +10.00 dB" in text and "ΔPESQ-WB +1.00" in text
+    assert "best student method by ΔSI-SDR is `cosine`" in text
+    assert "cosine beats none (+0.38 dB" in text
+    assert "cosine is nominally ahead of sp2step" in text or "cosine beats sp2step" in text
+    assert "- git_commit: abc123" in text and "- preset: smoke" in text
+    assert "2.00 ± 1.41" in text
+
+
+def test_write_summary_reports_reversal(scores, tmp_path):
+    # Make cosine clearly worse than none: the headline must say so, not hide it.
+    scores.loc[scores.method == "cosine", ["si_sdr_i", "si_sdr"]] -= 2.0
+    text = write_summary(summary_table(scores), tmp_path / "s.md", provenance={}).read_text()
+    assert "cosine does not beat none" in text and "reversed: significantly worse" in text

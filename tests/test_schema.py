@@ -1,0 +1,83 @@
+"""Config validation: the schema catches bad configs before any job runs."""
+import subprocess
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO
+from kdsd.corpus.noise import family_names
+from kdsd.distill import method_names
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _schema():
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def _config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_schema_names_match_the_registries():
+    schema = _schema()
+    assert sorted(schema["$defs"]["kd_method"]["enum"]) == method_names()
+    assert sorted(schema["$defs"]["noise_family"]["enum"]) == sorted(family_names())
+
+
+def _every_property_is_documented(node, path="config"):
+    if isinstance(node, dict):
+        for key, sub in node.get("properties", {}).items():
+            if isinstance(sub, dict) and "$ref" not in sub:
+                assert "description" in sub, f"{path}.{key} has no description"
+                assert "default" in sub, f"{path}.{key} has no default"
+            _every_property_is_documented(sub, f"{path}.{key}")
+        for key, sub in node.items():
+            if key != "properties" and isinstance(sub, dict):
+                _every_property_is_documented(sub, path)
+
+
+def test_every_key_is_described_and_defaulted():
+    _every_property_is_documented(_schema())
+
+
+def test_default_config_and_presets_validate():
+    for preset in (None, "smoke.yaml", "paper.yaml"):
+        config = _config()
+        if preset:
+            overrides = yaml.safe_load((REPO / "workflow" / "presets" / preset).read_text())
+            for key, value in overrides.items():
+                config[key] = {**config.get(key, {}), **value}
+        validate(config, str(SCHEMA))
+
+
+def test_empty_config_is_filled_with_defaults():
+    config = {}
+    validate(config, str(SCHEMA), set_default=True)
+    assert config["students"]["methods"] == ["none", "sp2step", "cosine"]
+    assert config["teacher"]["train"]["epochs"] == 12
+
+
+@pytest.mark.parametrize("section,key,value,message", [
+    ("students", "methods", ["none", "cosin"], "'cosin' is not one of"),
+    ("teacher", "model", {"width": 0}, "0 is less than the minimum of 1"),
+    ("corpus", "train_noises", ["thunder"], "'thunder' is not one of"),
+])
+def test_bad_values_are_refused(section, key, value, message):
+    config = _config()
+    config[section][key] = value
+    with pytest.raises(WorkflowError, match=message):
+        validate(config, str(SCHEMA))
+
+
+def test_unknown_kd_method_stops_snakemake_before_any_job(tmp_path, env_with_venv):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("students:\n  methods: [none, cosin]\n")
+    result = subprocess.run(
+        ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
+         "--configfile", str(bad)], capture_output=True, text=True, env=env_with_venv, timeout=120)
+    assert result.returncode != 0
+    assert "'cosin' is not one of ['none', 'output', 'hint', 'sp2step', 'cosine']" in result.stderr
+    assert not (tmp_path / "results").exists()
