@@ -1,0 +1,35 @@
+# Shared names: which models exist, where their files go, how config reaches a job.
+import json
+import shlex
+
+RESULTS = "results"
+CORPUS = f"{RESULTS}/corpus/synthetic"
+TEST_SETS = config["evaluation"]["test_sets"]
+SCENARIOS = list(config["students"]["scenarios"])
+METHODS = config["students"]["methods"]
+SEEDS = config["students"]["seeds"]
+
+wildcard_constraints:
+    split="[a-z_]+",
+    test_set="test_[a-z_]+",
+    scenario="[A-Za-z0-9_]+",
+    method="[a-z0-9_]+",
+    seed=r"\d+",
+    model=r"teacher|students/[A-Za-z0-9_]+/[a-z0-9_]+/seed\d+",
+
+
+def as_json_arg(*sections):
+    """Resolved config sections as one shell-quoted JSON argument."""
+    return shlex.quote(json.dumps({s: config[s] for s in sections}, sort_keys=True))
+
+
+def student_models():
+    return [f"students/{sc}/{m}/seed{s}" for sc in SCENARIOS for m in METHODS for s in SEEDS]
+
+
+def all_models():
+    return ["teacher"] + student_models()
+
+
+def manifest(split):
+    return f"{CORPUS}/{split}/manifest.csv"

@@ -1,0 +1,27 @@
+# Stage 3: distill one student per scenario × method × seed.
+
+
+rule distill_student:
+    input:
+        teacher=rules.train_teacher.output.model,
+        train=manifest("train"),
+        valid=manifest("valid"),
+    output:
+        model=f"{RESULTS}/models/students/{{scenario}}/{{method}}/seed{{seed}}/model.pt",
+        history=f"{RESULTS}/models/students/{{scenario}}/{{method}}/seed{{seed}}/history.csv",
+    params:
+        cfg=as_json_arg("students", "kd", "loss"),
+        out=lambda w: f"{RESULTS}/models/students/{w.scenario}/{w.method}/seed{w.seed}",
+    log:
+        f"{RESULTS}/logs/models/students/{{scenario}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/models/students/{{scenario}}/{{method}}/seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    shell:
+        "kdsd distill --config-json {params.cfg} --teacher {input.teacher}"
+        " --method {wildcards.method} --scenario {wildcards.scenario} --seed {wildcards.seed}"
+        " --train {input.train} --valid {input.valid} --out {params.out}"
+        " --threads {threads} > {log} 2>&1"

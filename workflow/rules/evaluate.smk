@@ -1,0 +1,40 @@
+# Stage 4: per-utterance scores — the noisy input once per test set, then every model.
+
+
+rule score_input:
+    input:
+        manifest=manifest("{test_set}"),
+    output:
+        scores=f"{RESULTS}/scores/input/{{test_set}}.csv",
+    log:
+        f"{RESULTS}/logs/scores/input/{{test_set}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/scores/input/{{test_set}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "kdsd score-input --manifest {input.manifest} --out {output.scores}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule score_model:
+    input:
+        model=f"{RESULTS}/models/{{model}}/model.pt",
+        manifest=manifest("{test_set}"),
+        input_scores=rules.score_input.output.scores,
+    output:
+        scores=f"{RESULTS}/scores/{{model}}/{{test_set}}.csv",
+    log:
+        f"{RESULTS}/logs/scores/{{model}}/{{test_set}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/scores/{{model}}/{{test_set}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifest}"
+        " --input-scores {input.input_scores} --out {output.scores}"
+        " --threads {threads} > {log} 2>&1"

@@ -1,0 +1,33 @@
+# Stage 5: tables (mean ± std over seeds), plots and summary, all wrapped for the HTML report.
+
+
+rule report_results:
+    input:
+        scores=expand(f"{RESULTS}/scores/{{model}}/{{test_set}}.csv", model=all_models(),
+                      test_set=TEST_SETS),
+        histories=expand(f"{RESULTS}/models/{{model}}/history.csv", model=all_models()),
+    output:
+        table_csv=report(f"{RESULTS}/tables/summary.csv", caption="../report/table.rst",
+                         category="Results", labels={"table": "summary (CSV)"}),
+        table_md=f"{RESULTS}/tables/summary.md",
+        improvements=report(f"{RESULTS}/plots/improvements.png",
+                            caption="../report/improvements.rst", category="Results",
+                            labels={"figure": "improvement over the noisy input"}),
+        curves=report(f"{RESULTS}/plots/learning_curves.png", caption="../report/learning_curves.rst",
+                      category="Training", labels={"figure": "learning curves"}),
+        summary=report(f"{RESULTS}/summary.md", caption="../report/summary.rst",
+                       category="Results", labels={"table": "summary"}),
+    params:
+        out=RESULTS,
+        provenance=lambda w: shlex.quote(json.dumps({"config": config}, sort_keys=True)),
+    log:
+        f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "kdsd report --scores {input.scores} --histories {input.histories}"
+        " --out-dir {params.out} --provenance-json {params.provenance} > {log} 2>&1"
