@@ -82,3 +82,15 @@ def test_pairset_rejects_length_mismatch(tmp_path):
                      "snr_db": 0, "rir": "", "duration_s": 0, "sample_rate": SR}], tmp_path / "m.csv")
     with pytest.raises(KdsdError, match="n.wav: 120 samples but its clean reference has 100"):
         PairSet(tmp_path / "m.csv")
+
+
+def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path, data):
+    seed_everything(3)
+    method = get_method("none")(UNetDAE(width=2, depth=2), None, SupervisedLoss())
+    settings = TrainSettings(epochs=1, batch_size=4, segment_s=0.5, lr=0.01)
+    fit(method, *data, settings, tmp_path, 3, fingerprint="config-A")
+    seed_everything(3)
+    method = get_method("none")(UNetDAE(width=2, depth=2), None, SupervisedLoss())
+    _, history = fit(method, *data, TrainSettings(epochs=2, batch_size=4, segment_s=0.5, lr=0.01),
+                     tmp_path, 3, fingerprint="config-B")
+    assert [h["epoch"] for h in history] == [1, 2]  # trained afresh, not resumed after epoch 1

@@ -5,6 +5,8 @@ write ``model.pt`` (deployable: student only) and ``history.csv`` into the outpu
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -64,7 +66,9 @@ def _fit_and_save(method, train_cfg: dict, train_manifest, valid_manifest, out_d
     out_dir = Path(out_dir)
     settings = TrainSettings(**train_cfg)
     train, valid = PairSet(train_manifest), PairSet(valid_manifest)
-    best_state, history = fit(method, train, valid, settings, out_dir, seed)
+    fingerprint = hashlib.sha256(json.dumps([cfg, seed, extra], sort_keys=True, default=str)
+                                 .encode()).hexdigest()
+    best_state, history = fit(method, train, valid, settings, out_dir, seed, fingerprint)
     student = method.student.cpu()
     student.load_state_dict(best_state)
     write_csv(pd.DataFrame(history), out_dir / "history.csv")

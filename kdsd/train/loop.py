@@ -57,8 +57,12 @@ def validate(model: torch.nn.Module, valid: PairSet, device: torch.device) -> fl
 
 
 def fit(method: DistillationMethod, train: PairSet, valid: PairSet, settings: TrainSettings,
-        out_dir: str | Path, seed: int) -> tuple[dict, list[dict]]:
-    """Train ``method.student``; return its best-on-valid state dict and the per-epoch history."""
+        out_dir: str | Path, seed: int, fingerprint: str = "") -> tuple[dict, list[dict]]:
+    """Train ``method.student``; return its best-on-valid state dict and the per-epoch history.
+
+    ``fingerprint`` identifies the job's configuration: a checkpoint left by a run with another
+    configuration is not resumed (training starts afresh).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device()
@@ -68,7 +72,7 @@ def fit(method: DistillationMethod, train: PairSet, valid: PairSet, settings: Tr
         method.to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(method.trainable_parameters(), lr=settings.lr,
                                   weight_decay=settings.weight_decay)
-    state = _resume(out_dir / "checkpoint.pt", method, optimiser)
+    state = _resume(out_dir / "checkpoint.pt", method, optimiser, fingerprint)
     segment = int(settings.segment_s * settings.sample_rate)
 
     for epoch in range(state["next_epoch"], settings.epochs):
@@ -87,7 +91,7 @@ def fit(method: DistillationMethod, train: PairSet, valid: PairSet, settings: Tr
         print(f"epoch {epoch + 1}/{settings.epochs}: train {sums['train_loss']:.3f} "
               f"valid SI-SDR {valid_si_sdr:.2f} dB{' (best)' if improved else ''}", file=sys.stderr)
         state["next_epoch"] = epoch + 1
-        _save_checkpoint(out_dir / "checkpoint.pt", method, optimiser, state)
+        _save_checkpoint(out_dir / "checkpoint.pt", method, optimiser, state, fingerprint)
     return state["best_state"], state["history"]
 
 
@@ -115,18 +119,21 @@ def _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup
     return {k: v / n_batches for k, v in totals.items()}
 
 
-def _resume(path: Path, method, optimiser) -> dict:
+def _resume(path: Path, method, optimiser, fingerprint: str) -> dict:
     fresh = {"next_epoch": 0, "best_valid": -math.inf, "best_state": None, "history": []}
     if not path.is_file():
         return fresh
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("fingerprint", "") != fingerprint:
+        print(f"note: {path} was written with another configuration; starting afresh", file=sys.stderr)
+        return fresh
     method.load_state_dict(ckpt["method_state"], strict=False)
     optimiser.load_state_dict(ckpt["optimiser"])
     print(f"resuming from {path} after epoch {ckpt['next_epoch']}", file=sys.stderr)
     return {k: ckpt[k] for k in fresh}
 
 
-def _save_checkpoint(path: Path, method, optimiser, state: dict) -> None:
+def _save_checkpoint(path: Path, method, optimiser, state: dict, fingerprint: str) -> None:
     with atomic_path(path) as tmp:
         torch.save({"method_state": method.trainable_state(), "optimiser": optimiser.state_dict(),
-                    **state}, tmp)
+                    "fingerprint": fingerprint, **state}, tmp)
