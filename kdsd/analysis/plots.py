@@ -1,4 +1,4 @@
-"""Figures: improvement bars with seed spread, and training curves."""
+"""Figures: improvement bars with seed spread, quality-vs-cost Pareto fronts, training curves."""
 from __future__ import annotations
 
 import os
@@ -21,7 +21,10 @@ from kdsd.analysis.tables import metric_label, model_label  # noqa: E402
 from kdsd.atomic import atomic_path  # noqa: E402
 from kdsd.errors import KdsdError  # noqa: E402
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "valid_si_sdr", "best")
+PLOT_METRICS = ("si_sdr", "pesq_wb", "estoi", "dnsmos_ovrl")
+PARETO_METRICS = ("si_sdr", "pesq_wb")
+
+HISTORY_COLUMNS = ("epoch", "train_sup", "valid_si_sdr", "best")
 
 
 def _save(fig, out_png: str | os.PathLike) -> Path:
@@ -43,8 +46,8 @@ def _mean_pm_std(values) -> tuple[float, float]:
 
 
 def improvement_order() -> list[str]:
-    """Headline improvement first, then the others in METRICS order."""
-    return [f"{m}_i" for m in (HEADLINE, *(m for m in METRICS if m != HEADLINE))]
+    """Headline improvement first, then the others of PLOT_METRICS."""
+    return [f"{m}_i" for m in (HEADLINE, *(m for m in PLOT_METRICS if m != HEADLINE))]
 
 
 def _model_order(runs: pd.DataFrame) -> list[str]:
@@ -89,6 +92,45 @@ def plot_improvements(scores: pd.DataFrame, out_png: str | os.PathLike) -> Path:
     return _save(fig, out_png)
 
 
+def plot_pareto(table: pd.DataFrame, out_png: str | os.PathLike) -> Path:
+    """Quality improvement (mean ± seed std) against MACs per second, one panel per metric × test set."""
+    rows = table[table["macs_per_s"].notna() & (table["kind"] != "input")]
+    if rows.empty:
+        raise KdsdError(f"{out_png}: no model has a measured cost to plot")
+    test_sets = list(dict.fromkeys(rows["test_set"]))
+    fig, axes = plt.subplots(len(PARETO_METRICS), len(test_sets), squeeze=False,
+                             figsize=(5.5 * len(test_sets), 4.2 * len(PARETO_METRICS)))
+    for i, metric in enumerate(PARETO_METRICS):
+        for j, test_set in enumerate(test_sets):
+            _pareto_panel(axes[i][j], rows[rows["test_set"] == test_set], metric)
+            axes[i][j].set_title(f"{test_set}: Δ{metric_label(metric)} vs cost")
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def _pareto_panel(ax, rows: pd.DataFrame, metric: str) -> None:
+    y, err = rows[f"{metric}_i_mean"], rows[f"{metric}_i_std"].fillna(0.0)
+    x = rows["macs_per_s"] / 1e6
+    palette = dict(zip(rows["method"].unique(), sns.color_palette("colorblind", rows["method"].nunique())))
+    for (_, row), xi, yi, ei in zip(rows.iterrows(), x, y, err):
+        ax.errorbar(xi, yi, yerr=ei, fmt="o", color=palette[row["method"]], capsize=3)
+        ax.annotate(model_label(row), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    front = _pareto_front(x.to_numpy(), y.to_numpy())
+    ax.plot(x.to_numpy()[front], y.to_numpy()[front], "--", color="0.5", linewidth=0.8)
+    ax.set(xscale="log", xlabel="MMAC per second of audio (log)", ylabel=f"Δ{metric_label(metric)}")
+
+
+def _pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Indices of points no other point beats on both lower cost and higher quality, by cost."""
+    order = np.argsort(cost)
+    front, best = [], -np.inf
+    for k in order:
+        if np.isfinite(quality[k]) and quality[k] > best:
+            front.append(k)
+            best = quality[k]
+    return np.array(front, dtype=int)
+
+
 def _read_history(name: str, path: str | os.PathLike) -> pd.DataFrame:
     if not os.path.isfile(path):
         raise KdsdError(f"{path}: history file not found (model {name!r})")
@@ -110,20 +152,21 @@ def _best_epoch(history: pd.DataFrame) -> pd.Series | None:
 
 def plot_learning_curves(history_paths: Mapping[str, str | os.PathLike],
                          out_png: str | os.PathLike) -> Path:
-    """Train loss and validation SI-SDR per epoch, one line per model, best epoch starred."""
+    """Supervised train loss and validation SI-SDR per epoch, one line per model, best epoch starred."""
     if not history_paths:
         raise KdsdError(f"{out_png}: no history files to plot")
     histories = {name: _read_history(name, path) for name, path in history_paths.items()}
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4.2))
     palette = sns.color_palette("colorblind", len(histories))
     for color, (name, hist) in zip(palette, histories.items()):
-        ax_loss.plot(hist["epoch"], hist["train_loss"], color=color, label=name)
+        ax_loss.plot(hist["epoch"], hist["train_sup"], color=color, label=name)
         ax_val.plot(hist["epoch"], hist["valid_si_sdr"], color=color, label=name)
         best = _best_epoch(hist)
         if best is not None:
-            ax_loss.plot(best["epoch"], best["train_loss"], "*", color=color, markersize=12)
+            ax_loss.plot(best["epoch"], best["train_sup"], "*", color=color, markersize=12)
             ax_val.plot(best["epoch"], best["valid_si_sdr"], "*", color=color, markersize=12)
-    ax_loss.set(xlabel="epoch", ylabel="train loss", title="Training loss")
+    ax_loss.set(xlabel="epoch", ylabel="supervised loss (−SI-SDR + mag. term)",
+               title="Training: supervised loss (comparable across methods)")
     ax_val.set(xlabel="epoch", ylabel="valid SI-SDR (dB)", title="Validation SI-SDR (★ = best)")
     for ax in (ax_loss, ax_val):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
