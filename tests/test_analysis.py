@@ -20,7 +20,8 @@ from kdsd.errors import KdsdError
 N_UTTS = 8
 UTTS = [f"u{i:02d}" for i in range(N_UTTS)]
 TEACHER_GAIN = {"dev": 10.0, "test": 4.0}  # SI-SDR improvement of the teacher per test set
-INPUT = {"pesq_wb": 1.5, "stoi": 0.8, "si_sdr": 5.0}
+INPUT = {"pesq_wb": 1.5, "pesq_nb": 1.8, "stoi": 0.8, "estoi": 0.6, "si_sdr": 5.0,
+         "dnsmos_sig": 3.0, "dnsmos_bak": 2.5, "dnsmos_ovrl": 2.2}
 OFFSETS = np.array([0.3, -0.1, 0.8, 0.25, 0.5, -0.05, 0.9, 0.45])  # cosine vs none, per utterance
 T975_1 = sps.t.ppf(0.975, 1)
 
@@ -33,7 +34,8 @@ def _run(kind, method, scenario, seed, test_set, gain, params=1000) -> pd.DataFr
         "method": method, "scenario": scenario, "seed": seed, "test_set": test_set,
         "noise_family": "babble", "snr_db": 5.0, "params": params,
     })
-    scale = {"pesq_wb": 0.1, "stoi": 0.01, "si_sdr": 1.0}
+    scale = {"pesq_wb": 0.1, "pesq_nb": 0.1, "stoi": 0.01, "estoi": 0.01, "si_sdr": 1.0,
+             "dnsmos_sig": 0.05, "dnsmos_bak": 0.05, "dnsmos_ovrl": 0.05}
     for m in METRICS:
         df[f"input_{m}"] = INPUT[m]
         df[f"{m}_i"] = gain * scale[m]
@@ -241,7 +243,7 @@ def test_plots_write_png(scores, tmp_path):
 
 def test_learning_curves_missing_column(tmp_path):
     path = tmp_path / "history.csv"
-    pd.DataFrame({"epoch": [1], "train_loss": [1.0]}).to_csv(path, index=False)
+    pd.DataFrame({"epoch": [1], "train_sup": [1.0]}).to_csv(path, index=False)
     with pytest.raises(KdsdError, match=r"history\.csv: missing required columns: valid_si_sdr"):
         plot_learning_curves({"m": path}, tmp_path / "c.png")
 
@@ -263,3 +265,37 @@ def test_write_summary_reports_reversal(scores, tmp_path):
     scores.loc[scores.method == "cosine", ["si_sdr_i", "si_sdr"]] -= 2.0
     text = write_summary(summary_table(scores), tmp_path / "s.md", provenance={}).read_text()
     assert "cosine does not beat none" in text and "reversed: significantly worse" in text
+
+
+def _costs(table: pd.DataFrame) -> pd.DataFrame:
+    models = table[table.kind != "input"][["kind", "method", "scenario"]].drop_duplicates()
+    rows = []
+    for seed in (0, 1):
+        for k, (_, m) in enumerate(models.iterrows()):
+            rows.append({**m.to_dict(), "seed": seed, "macs_per_s": 1e6 * (k + 1),
+                         "rtf_1thread": 0.01 * (k + 1) + 0.001 * seed, "params": 100 * (k + 1)})
+    return pd.DataFrame(rows)
+
+
+def test_costs_join_the_table_as_seed_medians(scores):
+    from kdsd.analysis.pipeline import with_costs
+
+    table = summary_table(scores)
+    joined = with_costs(table, _costs(table))
+    assert len(joined) == len(table)
+    assert joined[joined.kind == "input"].macs_per_s.isna().all()
+    teacher = joined[joined.kind == "teacher"].iloc[0]
+    assert teacher.macs_per_s == 1e6 and teacher.rtf_1thread == pytest.approx(0.0105)
+
+
+def test_pareto_front_and_plot(scores, tmp_path):
+    from kdsd.analysis.pipeline import with_costs
+    from kdsd.analysis.plots import _pareto_front, plot_pareto
+
+    front = _pareto_front(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 0.5, 2.0, 1.5]))
+    assert front.tolist() == [0, 2]  # 2 is dominated by 0 (cheaper, better), 4 by 3
+    table = summary_table(scores)
+    out = plot_pareto(with_costs(table, _costs(table)), tmp_path / "pareto.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(KdsdError, match="no model has a measured cost"):
+        plot_pareto(table.assign(macs_per_s=np.nan), tmp_path / "empty.png")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdsd.metrics.intrusive import pesq_wb, score_utterance, si_sdr, stoi_score
+from kdsd.metrics.intrusive import estoi_score, pesq_nb, pesq_wb, score_utterance, si_sdr, stoi_score
 from kdsd.train.losses import si_sdr as si_sdr_torch
 
 SR = 16_000
@@ -55,18 +55,37 @@ def test_pesq_and_stoi_rank_clean_above_noisy():
     assert pesq_wb(clean, _at_snr(clean, 20.0)) > pesq_wb(clean, noisy)
 
 
-def test_pesq_matches_reference_package():
+def test_narrow_band_pesq_and_extended_stoi_rank_clean_above_noisy():
+    clean = _speech_like()
+    noisy, cleaner = _at_snr(clean, 0.0), _at_snr(clean, 20.0)
+    assert pesq_nb(clean, clean) > 4.0 and pesq_nb(clean, noisy) < pesq_nb(clean, cleaner)
+    assert estoi_score(clean, clean) == pytest.approx(1.0, abs=1e-6)
+    assert estoi_score(clean, noisy) < estoi_score(clean, cleaner) < 1.0
+
+
+def test_metrics_match_reference_packages():
     from pesq import pesq
+    from pystoi import stoi
 
     clean = _speech_like()
     noisy = _at_snr(clean, 5.0)
     assert pesq_wb(clean, noisy) == pytest.approx(pesq(SR, clean, noisy, "wb"), abs=1e-6)
+    assert pesq_nb(clean, noisy) == pytest.approx(pesq(SR, clean, noisy, "nb"), abs=1e-6)
+    assert stoi_score(clean, noisy) == pytest.approx(stoi(clean, noisy, SR), abs=1e-9)
+    assert estoi_score(clean, noisy) == pytest.approx(stoi(clean, noisy, SR, extended=True), abs=1e-9)
 
 
 def test_silent_reference_gives_nan_with_reason_not_a_crash():
     values, reason = score_utterance(np.zeros(SR * 2, np.float32), _speech_like(2.0))
-    assert np.isnan(values["pesq_wb"]) and np.isnan(values["si_sdr"])
-    assert "pesq_wb" in reason
+    assert all(np.isnan(v) for v in values.values()) and set(values) >= {"pesq_wb", "stoi", "si_sdr"}
+    assert reason.startswith("silent reference")
+
+
+def test_too_short_reference_gives_nan_pesq_with_reason():
+    clean = _speech_like(0.2)
+    values, reason = score_utterance(clean, clean)
+    assert np.isnan(values["pesq_wb"]) and "pesq_wb" in reason
+    assert values["si_sdr"] > 100  # the other metrics still score
 
 
 def test_length_mismatch_is_refused():

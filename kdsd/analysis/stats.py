@@ -16,9 +16,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from kdsd.errors import KdsdError
+from kdsd.metrics import METRICS  # one list for scoring and reporting: input_<m>, <m>, <m>_i
 
-# Adding a metric is one entry here; score CSVs must then carry input_<m>, <m> and <m>_i.
-METRICS: tuple[str, ...] = ("pesq_wb", "stoi", "si_sdr")
 HEADLINE = "si_sdr"
 BASELINES: tuple[str, ...] = ("none", "sp2step")
 ALPHA = 0.05
@@ -152,7 +151,7 @@ def _seed_aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             out[f"{c}_n_utts"] = grouped["n_utts"].sum() - nan  # finite scores, pooled over seeds
             out[f"{c}_n_nan"] = nan
     out["params"] = out["params"].astype("Int64")
-    return out.reset_index()
+    return out.copy().reset_index()
 
 
 def _add_retained(table: pd.DataFrame) -> None:
@@ -221,9 +220,10 @@ def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
     """
     combined = pd.concat([_input_pseudo_scores(scores), scores], ignore_index=True)
     table = _seed_aggregate(run_means(combined))
+    table = table.copy()  # defragment before adding the derived columns one by one
     _add_retained(table)
     _add_pvalues(table, scores)
-    return _sort(table)
+    return _sort(table.copy())
 
 
 def format_mean_std(mean: float, std: float, digits: int = 2) -> str:

@@ -9,7 +9,11 @@ import pandas as pd
 from kdsd.analysis.stats import ALPHA, HEADLINE, METRICS, format_mean_std
 from kdsd.atomic import write_csv, write_text
 
-METRIC_LABELS = {"pesq_wb": "PESQ-WB", "stoi": "STOI", "si_sdr": "SI-SDR"}
+METRIC_LABELS = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "ESTOI",
+                 "si_sdr": "SI-SDR", "dnsmos_sig": "DNSMOS-SIG", "dnsmos_bak": "DNSMOS-BAK",
+                 "dnsmos_ovrl": "DNSMOS-OVRL"}
+# The Markdown tables show these (the CSV has every metric); SIG/BAK stay in the CSV.
+TABLE_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "dnsmos_ovrl")
 METRIC_DIGITS = {"pesq_wb": 2, "stoi": 3, "si_sdr": 2}
 
 
@@ -47,6 +51,10 @@ def format_pvalue(p: float) -> str:
     return text + ("*" if p < ALPHA else "")
 
 
+def _format_cost(value, scale: float, digits: int) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value * scale:.{digits}f}"
+
+
 def _format_percent(fraction: float) -> str:
     return "–" if pd.isna(fraction) else f"{100 * fraction:.1f} %"
 
@@ -57,15 +65,17 @@ def _markdown_row(cells: list[str]) -> str:
 
 def markdown_table(rows: pd.DataFrame) -> str:
     """One compact Markdown table for the rows of a single test set."""
-    head = ["Model", *(metric_label(m) for m in METRICS), f"Δ{metric_label(HEADLINE)}",
-            "Params", f"Retained Δ{metric_label(HEADLINE)}", f"p vs none ({metric_label(HEADLINE)})"]
+    head = ["Model", *(metric_label(m) for m in TABLE_METRICS), f"Δ{metric_label(HEADLINE)}",
+            "Params", "MMAC/s", "RTF", f"Retained Δ{metric_label(HEADLINE)}",
+            f"p vs none ({metric_label(HEADLINE)})"]
     lines = [_markdown_row(head), _markdown_row(["---"] + ["---:"] * (len(head) - 1))]
     for _, row in rows.iterrows():
         cells = [model_label(row)]
-        cells += [format_mean_std(row[f"{m}_mean"], row[f"{m}_std"], metric_digits(m)) for m in METRICS]
+        cells += [format_mean_std(row[f"{m}_mean"], row[f"{m}_std"], metric_digits(m)) for m in TABLE_METRICS]
         cells.append(format_mean_std(row[f"{HEADLINE}_i_mean"], row[f"{HEADLINE}_i_std"],
                                      metric_digits(HEADLINE)))
-        cells += [format_params(row["params"]), _format_percent(row[f"retained_{HEADLINE}"]),
+        cells += [format_params(row["params"]), _format_cost(row.get("macs_per_s"), 1e-6, 1),
+                  _format_cost(row.get("rtf_1thread"), 1.0, 4), _format_percent(row[f"retained_{HEADLINE}"]),
                   format_pvalue(row[f"p_vs_none_{HEADLINE}"])]
         lines.append(_markdown_row(cells))
     return "\n".join(lines)
@@ -76,7 +86,9 @@ def markdown_tables(table: pd.DataFrame, heading_level: int = 3) -> str:
     hashes = "#" * heading_level
     blocks = [f"{hashes} {test_set}\n\n{markdown_table(rows)}"
               for test_set, rows in table.groupby("test_set", sort=False)]
-    legend = (f"Mean ± std over seeds of per-run utterance means. Retained = student Δ / teacher Δ. "
+    legend = (f"Mean ± std over seeds of per-run utterance means. MMAC/s: million multiply-"
+              f"accumulates per second of 16 kHz audio (PyTorch FLOP counter; convolutions only). "
+              f"RTF: real-time factor on one CPU thread. Retained = student Δ / teacher Δ. "
               f"p: paired Wilcoxon signed-rank over utterances (seed-averaged) against the `none` "
               f"student of the same scenario; * p < {ALPHA}.")
     return "\n\n".join(blocks + [legend]) + "\n"

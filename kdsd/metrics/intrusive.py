@@ -1,5 +1,5 @@
-"""Intrusive metrics on one utterance: PESQ (ITU-T P.862.2 wide band, reference `pesq` package),
-STOI (reference `pystoi`), SI-SDR.
+"""Intrusive metrics on one utterance: PESQ (ITU-T P.862.2 wide band and P.862 narrow band,
+reference `pesq` package), STOI and extended STOI (reference `pystoi`), SI-SDR.
 
 Every function takes ``(reference, estimate)`` 1-D float arrays at 16 kHz and returns a float;
 a signal the metric cannot score gives NaN plus a reason (see :func:`score_utterance`).
@@ -11,7 +11,9 @@ from pesq import PesqError, pesq
 from pystoi import stoi
 
 SAMPLE_RATE = 16_000
-METRICS = ("pesq_wb", "stoi", "si_sdr")
+INTRUSIVE_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")
+# A reference quieter than this (RMS, full scale 1.0) carries no speech to compare against.
+SILENCE_RMS = 1e-5
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -30,17 +32,29 @@ def pesq_wb(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(pesq(SAMPLE_RATE, reference, estimate, "wb"))
 
 
+def pesq_nb(reference: np.ndarray, estimate: np.ndarray) -> float:
+    return float(pesq(SAMPLE_RATE, reference, estimate, "nb"))
+
+
 def stoi_score(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(stoi(reference, estimate, SAMPLE_RATE, extended=False))
 
 
-METRIC_FUNCTIONS = {"pesq_wb": pesq_wb, "stoi": stoi_score, "si_sdr": si_sdr}
+def estoi_score(reference: np.ndarray, estimate: np.ndarray) -> float:
+    return float(stoi(reference, estimate, SAMPLE_RATE, extended=True))
 
 
-def score_utterance(reference: np.ndarray, estimate: np.ndarray, metrics=METRICS) -> tuple[dict, str]:
+METRIC_FUNCTIONS = {"pesq_wb": pesq_wb, "pesq_nb": pesq_nb, "stoi": stoi_score,
+                    "estoi": estoi_score, "si_sdr": si_sdr}
+
+
+def score_utterance(reference: np.ndarray, estimate: np.ndarray,
+                    metrics=INTRUSIVE_METRICS) -> tuple[dict, str]:
     """All ``metrics`` for one pair, and a reason string ('' when every metric scored)."""
     if len(reference) != len(estimate):
         raise ValueError(f"length mismatch: reference {len(reference)}, estimate {len(estimate)}")
+    if np.sqrt(np.mean(np.square(reference, dtype=np.float64))) < SILENCE_RMS:
+        return {name: float("nan") for name in metrics}, "silent reference: nothing to score against"
     values, reasons = {}, []
     for name in metrics:
         try:

@@ -16,7 +16,9 @@ from kdsd.audio import read_audio
 from kdsd.corpus.manifest import read_manifest
 from kdsd.enhance import enhance_wave
 from kdsd.errors import KdsdError
-from kdsd.metrics.intrusive import METRICS, score_utterance
+from kdsd.metrics import METRICS
+from kdsd.metrics.dnsmos import dnsmos
+from kdsd.metrics.intrusive import score_utterance
 from kdsd.models.io import load_model
 
 META_COLUMNS = ("utt_id", "test_set", "noise_family", "snr_db")
@@ -25,6 +27,7 @@ META_COLUMNS = ("utt_id", "test_set", "noise_family", "snr_db")
 def _score_one(args):
     utt_id, reference, estimate = args
     values, reason = score_utterance(reference, estimate)
+    values.update(dnsmos(estimate))  # non-intrusive: the estimate alone
     return {"utt_id": utt_id, **values, "nan_reason": reason}
 
 
