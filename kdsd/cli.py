@@ -53,10 +53,17 @@ def cmd_score(args) -> None:
     score_model(args.model, args.name, args.manifest, args.input_scores, args.out, workers=args.threads)
 
 
+def cmd_cost(args) -> None:
+    from kdsd.metrics.cost import write_model_cost
+
+    write_model_cost(args.model, args.name, args.out)
+
+
 def cmd_report(args) -> None:
     from kdsd.analysis.pipeline import write_results
 
-    write_results(args.scores, args.histories, args.out_dir, json.loads(args.provenance_json))
+    write_results(args.scores, args.histories, args.costs, args.out_dir,
+                  json.loads(args.provenance_json))
 
 
 def cmd_enhance(args) -> None:
@@ -110,9 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-scores", required=True)
     p.add_argument("--out", required=True)
 
+    p = add("cost", cmd_cost, "parameters, MACs per second and 1-thread real-time factor of a model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--name", required=True, help="model id written in the record")
+    p.add_argument("--out", required=True, help="JSON file")
+
     p = add("report", cmd_report, "tables, plots and summary from all score tables")
     p.add_argument("--scores", nargs="+", required=True)
     p.add_argument("--histories", nargs="+", required=True, help="history.csv of each model")
+    p.add_argument("--costs", nargs="+", required=True, help="cost JSON of each model")
     p.add_argument("--out-dir", required=True, help="results folder (tables/, plots/, summary.md)")
     p.add_argument("--provenance-json", default="{}")
 

@@ -51,9 +51,14 @@ def test_summary_table_has_one_finite_row_per_method_scenario_test_set(smoke_run
 def test_score_tables_follow_the_contract(smoke_run):
     results, _, _ = smoke_run
     scores = pd.read_csv(results / "scores" / "students" / "width_1_4" / "cosine" / "seed1" / "test_noise.csv")
-    for column in ("utt_id", "model", "method", "scenario", "seed", "test_set", "input_pesq_wb", "pesq_wb",
-                   "input_stoi", "stoi", "input_si_sdr", "si_sdr", "si_sdr_i"):
+    from kdsd.metrics import METRICS
+
+    for column in ("utt_id", "model", "method", "scenario", "seed", "test_set", "nan_reason"):
         assert column in scores.columns, column
+    for metric in METRICS:  # every metric, for the input and the estimate, and the improvement
+        for column in (f"input_{metric}", metric, f"{metric}_i"):
+            assert column in scores.columns, column
+    assert scores[["pesq_wb", "estoi", "dnsmos_ovrl"]].notna().all().all()
     assert len(scores) == yaml.safe_load(SMOKE.read_text())["corpus"]["utterances"]["test_noise"]
     assert (scores.method == "cosine").all() and (scores.seed == 1).all()
     assert np.allclose(scores.si_sdr_i, scores.si_sdr - scores.input_si_sdr)
@@ -61,12 +66,25 @@ def test_score_tables_follow_the_contract(smoke_run):
 
 def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
     results, _, _ = smoke_run
-    for path in ("summary.md", "tables/summary.md", "plots/improvements.png", "plots/learning_curves.png",
+    for path in ("summary.md", "tables/summary.md", "tables/cost.csv", "plots/improvements.png",
+                 "plots/pareto.png", "plots/learning_curves.png", "cost/teacher.json",
                  "report.html", "logs/models/teacher.log", "benchmarks/models/teacher.tsv",
                  "models/teacher/history.csv"):
         assert (results / path).is_file() and (results / path).stat().st_size > 0, path
     assert "test_matched" in (results / "summary.md").read_text()
     assert not (results / "models" / "teacher" / "checkpoint.pt").exists()
+
+
+def test_cost_table_counts_deployed_students_only(smoke_run):
+    results, _, _ = smoke_run
+    cost = pd.read_csv(results / "tables" / "cost.csv")
+    assert len(cost) == 1 + 6  # teacher + 3 methods × 2 seeds
+    teacher = cost[cost.kind == "teacher"].iloc[0]
+    cosine = cost[(cost.method == "cosine")].iloc[0]
+    assert cosine.params < teacher.params and cosine.macs_per_s < teacher.macs_per_s
+    assert cosine.adapter_params > 0 and (cost.rtf_1thread > 0).all()
+    # The cosine projector is trained but never deployed: same size as the student alone.
+    assert cosine.params == cost[cost.method == "none"].iloc[0].params
 
 
 def test_rerun_has_nothing_to_do(smoke_run):

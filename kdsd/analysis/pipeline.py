@@ -1,13 +1,20 @@
-"""The report step of the DAG: score tables + histories → tables/, plots/, summary.md."""
+"""The report step of the DAG: score tables + histories + costs → tables/, plots/, summary.md."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from kdsd.analysis.plots import plot_improvements, plot_learning_curves
+import pandas as pd
+
+from kdsd.analysis.plots import plot_improvements, plot_learning_curves, plot_pareto
 from kdsd.analysis.stats import load_scores, summary_table
 from kdsd.analysis.summary import write_summary
 from kdsd.analysis.tables import write_tables
+from kdsd.atomic import write_csv
 from kdsd.provenance import versions
+
+COST_KEYS = ["kind", "method", "scenario"]
+COST_COLUMNS = ["macs_per_s", "rtf_1thread"]
 
 
 def model_id(history_path: str | Path) -> str:
@@ -16,11 +23,24 @@ def model_id(history_path: str | Path) -> str:
     return "/".join(parts[parts.index("models") + 1:]) if "models" in parts else Path(history_path).parent.name
 
 
-def write_results(score_paths, history_paths, out_dir: str | Path, provenance: dict) -> None:
+def load_costs(cost_paths) -> pd.DataFrame:
+    return pd.DataFrame([json.loads(Path(p).read_text()) for p in cost_paths])
+
+
+def with_costs(table: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """Median cost over seeds per model type (seeds share the architecture) joined to the table."""
+    per_model = costs.groupby(COST_KEYS, as_index=False)[COST_COLUMNS].median()
+    return table.merge(per_model, on=COST_KEYS, how="left")
+
+
+def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, provenance: dict) -> None:
     out_dir = Path(out_dir)
     scores = load_scores(score_paths)
-    table = summary_table(scores)
+    costs = load_costs(cost_paths)
+    table = with_costs(summary_table(scores), costs)
     write_tables(table, out_dir / "tables" / "summary.csv", out_dir / "tables" / "summary.md")
+    write_csv(costs, out_dir / "tables" / "cost.csv")
     plot_improvements(scores, out_dir / "plots" / "improvements.png")
+    plot_pareto(table, out_dir / "plots" / "pareto.png")
     plot_learning_curves({model_id(p): p for p in history_paths}, out_dir / "plots" / "learning_curves.png")
     write_summary(table, out_dir / "summary.md", provenance={**versions(), **provenance})

@@ -38,3 +38,20 @@ rule score_model:
         "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifest}"
         " --input-scores {input.input_scores} --out {output.scores}"
         " --threads {threads} > {log} 2>&1"
+
+
+rule model_cost:
+    input:
+        model=f"{RESULTS}/models/{{model}}/model.pt",
+    output:
+        cost=f"{RESULTS}/cost/{{model}}.json",
+    log:
+        f"{RESULTS}/logs/cost/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cost/{{model}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "kdsd cost --model {input.model} --name {wildcards.model} --out {output.cost} > {log} 2>&1"

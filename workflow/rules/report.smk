@@ -6,10 +6,15 @@ rule report_results:
         scores=expand(f"{RESULTS}/scores/{{model}}/{{test_set}}.csv", model=all_models(),
                       test_set=TEST_SETS),
         histories=expand(f"{RESULTS}/models/{{model}}/history.csv", model=all_models()),
+        costs=expand(f"{RESULTS}/cost/{{model}}.json", model=all_models()),
     output:
         table_csv=report(f"{RESULTS}/tables/summary.csv", caption="../report/table.rst",
                          category="Results", labels={"table": "summary (CSV)"}),
         table_md=f"{RESULTS}/tables/summary.md",
+        cost_csv=report(f"{RESULTS}/tables/cost.csv", caption="../report/cost.rst",
+                        category="Model cost", labels={"table": "cost per model (CSV)"}),
+        pareto=report(f"{RESULTS}/plots/pareto.png", caption="../report/pareto.rst",
+                      category="Model cost", labels={"figure": "quality vs cost"}),
         improvements=report(f"{RESULTS}/plots/improvements.png",
                             caption="../report/improvements.rst", category="Results",
                             labels={"figure": "improvement over the noisy input"}),
@@ -29,5 +34,5 @@ rule report_results:
         mem_mb=2000,
         runtime=30,
     shell:
-        "kdsd report --scores {input.scores} --histories {input.histories}"
+        "kdsd report --scores {input.scores} --histories {input.histories} --costs {input.costs}"
         " --out-dir {params.out} --provenance-json {params.provenance} > {log} 2>&1"

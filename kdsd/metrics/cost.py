@@ -1,0 +1,136 @@
+"""Inference cost of denoisers: parameters, multiply-accumulates per second, real-time factor.
+
+MACs come from PyTorch's own FLOP counter (``torch.utils.flop_counter.FlopCounterMode``),
+halved, so numbers are reproducible without a third-party profiler. What that counter sees
+is limited; see :func:`count_macs`.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager, nullcontext
+from typing import Callable, Iterator, Union
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from kdsd.models.unet import count_parameters
+
+SAMPLE_RATE = 16000
+# Long enough that STFT framing edge effects (one extra frame) are negligible per second.
+MACS_SECONDS = 10.0
+RTF_SEED = 0
+
+Denoiser = Union[nn.Module, Callable[[np.ndarray], np.ndarray]]
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode + no grad for the block, restoring the caller's train/eval flag afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def _num_threads(threads: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _count_macs_on(model: nn.Module, example_input: torch.Tensor) -> int:
+    """MACs of ``model(example_input)`` in eval mode, as counted by ``FlopCounterMode``."""
+    with _eval_mode(model), FlopCounterMode(display=False) as counter:
+        model(example_input)
+    # The counter reports 2 FLOPs per multiply-accumulate for every op it knows.
+    return counter.get_total_flops() // 2
+
+
+def count_macs(model: nn.Module, seconds: float = 1.0, sample_rate: int = SAMPLE_RATE) -> int:
+    """Multiply-accumulates of one forward pass on a ``(1, seconds*sample_rate)`` waveform.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (MACs = FLOPs / 2), eval mode,
+    no grad. The counter only has formulas for matmul-like aten ops (convolution, including
+    transposed and grouped/depthwise; mm/addmm/bmm; attention). For ``UNetDAE`` everything
+    it reports is ``aten.convolution``; it does NOT count: the STFT/iSTFT (``_fft_r2c``,
+    ``_fft_c2r``, windowing, overlap-add), the magnitude/compression (``abs``, ``pow``),
+    batch norm (not folded in eval), PReLU, sigmoid, residual adds, mask multiply,
+    concatenation/padding, and convolution or linear biases.
+    """
+    # Values do not affect the count; zeros keep the call deterministic and cheap.
+    example = torch.zeros(1, int(round(seconds * sample_rate)))
+    return _count_macs_on(model, example)
+
+
+def macs_per_second(model: nn.Module, sample_rate: int = SAMPLE_RATE) -> float:
+    """MACs per second of audio, measured on 10 s so per-utterance edge frames don't dominate."""
+    return count_macs(model, MACS_SECONDS, sample_rate) / MACS_SECONDS
+
+
+def _fixed_noise(seconds: float, sample_rate: int) -> np.ndarray:
+    rng = np.random.default_rng(RTF_SEED)
+    return (0.1 * rng.standard_normal(int(round(seconds * sample_rate)))).astype(np.float32)
+
+
+def _runner(model_or_fn: Denoiser, wave: np.ndarray) -> Callable[[], object]:
+    """Zero-argument call that denoises ``wave`` once; modules get a ``(1, N)`` tensor."""
+    if isinstance(model_or_fn, nn.Module):
+        tensor = torch.from_numpy(wave)[None]
+        return lambda: model_or_fn(tensor)
+    return lambda: model_or_fn(wave)
+
+
+def real_time_factor(model_or_fn: Denoiser, seconds: float = 10.0, repeats: int = 5,
+                     threads: int = 1, sample_rate: int = SAMPLE_RATE) -> float:
+    """Median wall time / audio duration of denoising fixed seeded noise, after one warm-up.
+
+    Accepts an ``nn.Module`` (called in eval mode, no grad, on ``(1, N)``) or a callable
+    ``np.ndarray -> np.ndarray`` (called on a 1-D float32 array). Torch's thread count is set
+    to ``threads`` for the measurement and restored afterwards.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1 (got {repeats})")
+    run = _runner(model_or_fn, _fixed_noise(seconds, sample_rate))
+    guard = _eval_mode(model_or_fn) if isinstance(model_or_fn, nn.Module) else nullcontext()
+    with _num_threads(threads), guard:
+        run()  # warm-up: first call pays for allocator growth and kernel selection
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) / seconds
+
+
+def model_cost(model: nn.Module, *, repeats: int = 5, threads: int = 1) -> dict:
+    """Deployment cost: parameters of ``model`` (no adapters), MACs per second, 1-thread RTF."""
+    return {
+        "params": count_parameters(model),
+        "macs_per_s": macs_per_second(model),
+        "rtf_1thread": real_time_factor(model, repeats=repeats, threads=threads),
+    }
+
+
+def write_model_cost(model_path, model_name: str, out_json) -> None:
+    """The DAG's cost job: identity + :func:`model_cost` of a saved kdsd model, as JSON."""
+    import json
+
+    from kdsd.atomic import write_text
+    from kdsd.models.io import load_model
+
+    model, payload = load_model(model_path)
+    record = {"model": model_name, "kind": payload.get("role", "unknown"),
+              "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
+              "seed": payload.get("seed", -1), **model_cost(model),
+              "adapter_params": payload.get("adapter_params", 0)}
+    write_text(out_json, json.dumps(record, indent=2) + "\n")
