@@ -299,3 +299,17 @@ def test_pareto_front_and_plot(scores, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(KdsdError, match="no model has a measured cost"):
         plot_pareto(table.assign(macs_per_s=np.nan), tmp_path / "empty.png")
+
+
+def test_unscored_section_counts_nan_rows_and_reasons(scores):
+    from kdsd.analysis.summary import unscored_section
+
+    scores = scores.assign(nan_reason="", input_nan_reason="")
+    clean = scores.assign(pesq_wb=1.0, pesq_wb_i=0.0)
+    assert unscored_section(clean) == "- every utterance was scored by every metric"
+    hit = clean.index[:3]
+    clean.loc[hit, "pesq_wb"] = np.nan
+    clean.loc[hit, "nan_reason"] = "pesq_wb: NoUtterancesError"
+    text = unscored_section(clean)
+    assert f"`pesq_wb`: 3 of {len(clean)} utterance scores are NaN" in text
+    assert "reason (3×): pesq_wb: NoUtterancesError" in text

@@ -8,7 +8,7 @@ import pandas as pd
 
 from kdsd.analysis.plots import plot_improvements, plot_learning_curves, plot_pareto
 from kdsd.analysis.stats import load_scores, summary_table
-from kdsd.analysis.summary import write_summary
+from kdsd.analysis.summary import unscored_section, write_summary
 from kdsd.analysis.tables import write_tables
 from kdsd.atomic import write_csv
 from kdsd.provenance import versions
@@ -43,4 +43,5 @@ def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, p
     plot_improvements(scores, out_dir / "plots" / "improvements.png")
     plot_pareto(table, out_dir / "plots" / "pareto.png")
     plot_learning_curves({model_id(p): p for p in history_paths}, out_dir / "plots" / "learning_curves.png")
-    write_summary(table, out_dir / "summary.md", provenance={**versions(), **provenance})
+    write_summary(table, out_dir / "summary.md", provenance={**versions(), **provenance},
+                  unscored=unscored_section(scores))

@@ -5,9 +5,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from kdsd.analysis.stats import ALPHA, HEADLINE
+from kdsd.analysis.stats import ALPHA, HEADLINE, METRICS
 from kdsd.analysis.tables import format_pvalue, markdown_tables, metric_label
 from kdsd.atomic import write_text
 
@@ -83,9 +84,23 @@ def _provenance(provenance: Mapping[str, object]) -> str:
     return "\n".join(f"- {key}: {value}" for key, value in provenance.items()) or "- (none given)"
 
 
+def unscored_section(scores: pd.DataFrame) -> str:
+    """How many utterance scores are NaN (excluded from the means), per metric, and why."""
+    lines = []
+    for prefix, reason_col in (("", "nan_reason"), ("input_", "input_nan_reason")):
+        for m in METRICS:
+            n = int(scores[f"{prefix}{m}"].isna().sum())
+            if n:
+                lines.append(f"- `{prefix}{m}`: {n} of {len(scores)} utterance scores are NaN")
+        if reason_col in scores.columns:
+            reasons = scores[reason_col].replace("", np.nan).dropna().value_counts()
+            lines += [f"  - reason ({count}×): {reason}" for reason, count in reasons.head(5).items()]
+    return "\n".join(lines) or "- every utterance was scored by every metric"
+
+
 def write_summary(table: pd.DataFrame, out_md: str | os.PathLike, *,
-                  provenance: Mapping[str, object]) -> Path:
-    """Write summary.md: headlines per test set, the Markdown tables, and a provenance section."""
+                  provenance: Mapping[str, object], unscored: str = "") -> Path:
+    """Write summary.md: headlines per test set, the Markdown tables, unscorable utterances, provenance."""
     note = (f"Differences are in mean Δ{metric_label(HEADLINE)} over seeds; p-values are uncorrected "
             f"paired Wilcoxon signed-rank tests over utterances (scores averaged over seeds), "
             f"so they do not account for seed-to-seed variance.")
@@ -93,6 +108,7 @@ def write_summary(table: pd.DataFrame, out_md: str | os.PathLike, *,
         "# Knowledge-distillation benchmark: summary",
         "## Headlines", note, headlines(table),
         "## Tables", markdown_tables(table).rstrip("\n"),
+        *(["## Unscorable utterances", unscored] if unscored else []),
         "## Provenance", _provenance(provenance),
     ]) + "\n"
     return write_text(out_md, text)
