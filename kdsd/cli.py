@@ -59,6 +59,14 @@ def cmd_cost(args) -> None:
     write_model_cost(args.model, args.name, args.out)
 
 
+def cmd_bench_scoring(args) -> None:
+    from kdsd.metrics.bench import bench_scoring
+
+    for r in bench_scoring(args.manifest, args.workers, args.limit):
+        print(f"{r['workers']} worker(s): {r['utterances']} utterances in {r['seconds']:.1f} s "
+              f"= {r['utt_per_s']:.2f} utterances/s (all metrics)")
+
+
 def cmd_report(args) -> None:
     from kdsd.analysis.pipeline import write_results
 
@@ -121,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--name", required=True, help="model id written in the record")
     p.add_argument("--out", required=True, help="JSON file")
+
+    p = add("bench-scoring", cmd_bench_scoring, "print utterances scored per second per worker count")
+    p.add_argument("--manifest", required=True, help="a test-set manifest.csv")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--limit", type=int, default=32, help="utterances to score")
 
     p = add("report", cmd_report, "tables, plots and summary from all score tables")
     p.add_argument("--scores", nargs="+", required=True)
