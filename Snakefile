@@ -27,3 +27,4 @@ rule all:
         "results/tables/summary.md",
         "results/plots/improvements.png",
         "results/plots/learning_curves.png",
+        expand("results/examples/{test_set}", test_set=config["evaluation"]["test_sets"]),

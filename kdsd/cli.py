@@ -67,6 +67,13 @@ def cmd_bench_scoring(args) -> None:
               f"= {r['utt_per_s']:.2f} utterances/s (all metrics)")
 
 
+def cmd_examples(args) -> None:
+    from kdsd.analysis.examples import write_examples
+
+    _threads(args)
+    write_examples(args.manifest, args.scores, args.model_dir, args.out_dir, n=args.count)
+
+
 def cmd_report(args) -> None:
     from kdsd.analysis.pipeline import write_results
 
@@ -134,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True, help="a test-set manifest.csv")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--limit", type=int, default=32, help="utterances to score")
+
+    p = add("examples", cmd_examples, "audio examples and spectrograms of one test set")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--scores", nargs="+", required=True, help="score CSVs of this test set")
+    p.add_argument("--model-dir", required=True, help="results/models")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--count", type=int, default=3, help="utterances to show")
 
     p = add("report", cmd_report, "tables, plots and summary from all score tables")
     p.add_argument("--scores", nargs="+", required=True)

@@ -313,3 +313,13 @@ def test_unscored_section_counts_nan_rows_and_reasons(scores):
     text = unscored_section(clean)
     assert f"`pesq_wb`: 3 of {len(clean)} utterance scores are NaN" in text
     assert "reason (3×): pesq_wb: NoUtterancesError" in text
+
+
+def test_example_utterances_span_the_snr_range_and_students_rank_by_gain(scores):
+    from kdsd.analysis.examples import best_and_worst_students, pick_utterances
+
+    manifest = pd.DataFrame({"utt_id": [f"u{i}" for i in range(7)], "snr_db": [5, -3, 9, 0, 2, 7, 1]})
+    assert pick_utterances(manifest, 3).snr_db.tolist() == [-3, 2, 9]
+    ranked = best_and_worst_students(scores[scores.test_set == "test"])
+    means = scores[(scores.kind == "student") & (scores.test_set == "test")].groupby("model").si_sdr_i.mean()
+    assert ranked == {"best_student": means.idxmax(), "worst_student": means.idxmin()}

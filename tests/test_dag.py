@@ -72,6 +72,11 @@ def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
                  "models/teacher/history.csv"):
         assert (results / path).is_file() and (results / path).stat().st_size > 0, path
     assert "test_matched" in (results / "summary.md").read_text()
+    for test_set in ("test_matched", "test_noise"):
+        examples = results / "examples" / test_set
+        assert (examples / "spectrograms.png").stat().st_size > 10_000
+        roles = {p.stem.rsplit("_", 1)[-1] for p in examples.glob("*.wav")}
+        assert {"clean", "noisy", "teacher"} <= roles and len(list(examples.glob("*_best_student.wav"))) == 3
     assert not (results / "models" / "teacher" / "checkpoint.pt").exists()
 
 

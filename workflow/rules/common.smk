@@ -2,6 +2,12 @@
 import json
 import shlex
 
+from kdsd.metrics import METRICS
+
+# A score table's columns follow kdsd's metric list; as a rule param, a change to that list
+# makes Snakemake rescore instead of mixing old and new tables.
+METRICS_PARAM = ",".join(METRICS)
+
 RESULTS = "results"
 CORPUS = f"{RESULTS}/corpus/synthetic"
 TEST_SETS = config["evaluation"]["test_sets"]

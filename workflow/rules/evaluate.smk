@@ -6,6 +6,8 @@ rule score_input:
         manifest=manifest("{test_set}"),
     output:
         scores=f"{RESULTS}/scores/input/{{test_set}}.csv",
+    params:
+        metrics=METRICS_PARAM,
     log:
         f"{RESULTS}/logs/scores/input/{{test_set}}.log",
     benchmark:
@@ -26,6 +28,8 @@ rule score_model:
         input_scores=rules.score_input.output.scores,
     output:
         scores=f"{RESULTS}/scores/{{model}}/{{test_set}}.csv",
+    params:
+        metrics=METRICS_PARAM,
     log:
         f"{RESULTS}/logs/scores/{{model}}/{{test_set}}.log",
     benchmark:

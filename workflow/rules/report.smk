@@ -36,3 +36,27 @@ rule report_results:
     shell:
         "kdsd report --scores {input.scores} --histories {input.histories} --costs {input.costs}"
         " --out-dir {params.out} --provenance-json {params.provenance} > {log} 2>&1"
+
+
+rule listening_examples:
+    input:
+        manifest=manifest("{test_set}"),
+        scores=lambda w: expand(f"{RESULTS}/scores/{{model}}/{w.test_set}.csv", model=all_models()),
+        models=expand(f"{RESULTS}/models/{{model}}/model.pt", model=all_models()),
+    output:
+        examples=report(directory(f"{RESULTS}/examples/{{test_set}}"), patterns=["{name}.png", "{name}.wav"],
+                        caption="../report/examples.rst", category="Listening",
+                        subcategory="{test_set}", labels={"file": "{name}"}),
+    params:
+        model_dir=f"{RESULTS}/models",
+    log:
+        f"{RESULTS}/logs/examples/{{test_set}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/examples/{{test_set}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "kdsd examples --manifest {input.manifest} --scores {input.scores} --model-dir {params.model_dir}"
+        " --out-dir {output.examples} > {log} 2>&1"
