@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kdsd import SAMPLE_RATE
-from kdsd.audio import resample
+from kdsd.audio import resample_single_thread
 from kdsd.errors import KdsdError
 
 ENGINES: tuple[str, ...] = ("piper", "espeak")
@@ -40,7 +40,6 @@ PIPER_FIXED_SHARE = 0.26
 # (about half its natural duration); this is the shortest stretch the affine model still holds for.
 PIPER_MIN_DURATION = 0.56
 
-_torch_threads_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -98,20 +97,7 @@ def _tidy(wave: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def _resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
-    """kdsd.audio.resample on one torch thread (bit-identical to the multi-threaded result).
-
-    With parallel corpus jobs on few cores, torch's thread pool waits on descheduled threads:
-    a 3 s utterance took ~100 ms to resample on 2 threads versus ~3 ms on one.
-    """
-    import torch
-
-    with _torch_threads_lock:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return resample(wave, orig_sr, new_sr)
-        finally:
-            torch.set_num_threads(threads)
+    return resample_single_thread(wave, orig_sr, new_sr)
 
 
 def _active_span(wave: np.ndarray, sample_rate: int) -> tuple[int, int]:
