@@ -54,9 +54,18 @@ def cmd_score(args) -> None:
 
 
 def cmd_cost(args) -> None:
-    from kdsd.metrics.cost import write_model_cost
+    from kdsd.metrics.cost import write_model_cost, write_reference_cost
 
-    write_model_cost(args.model, args.name, args.out)
+    if args.reference:
+        write_reference_cost(args.reference, args.out)
+    else:
+        write_model_cost(args.model, args.name, args.out)
+
+
+def cmd_score_reference(args) -> None:
+    from kdsd.metrics.scoring import score_reference
+
+    score_reference(args.name, args.manifest, args.input_scores, args.out, workers=args.threads)
 
 
 def cmd_bench_scoring(args) -> None:
@@ -71,7 +80,8 @@ def cmd_examples(args) -> None:
     from kdsd.analysis.examples import write_examples
 
     _threads(args)
-    write_examples(args.manifest, args.scores, args.model_dir, args.out_dir, n=args.count)
+    write_examples(args.manifest, args.scores, args.model_dir, args.out_dir, n=args.count,
+                   references=[r for r in args.references if r])
 
 
 def cmd_report(args) -> None:
@@ -132,9 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-scores", required=True)
     p.add_argument("--out", required=True)
 
+    p = add("score-reference", cmd_score_reference, "score an external reference denoiser on a test set")
+    p.add_argument("--name", required=True, help="rnnoise, deepfilternet3 or spectral_gating")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--input-scores", required=True)
+    p.add_argument("--out", required=True)
+
     p = add("cost", cmd_cost, "parameters, MACs per second and 1-thread real-time factor of a model")
-    p.add_argument("--model", required=True)
-    p.add_argument("--name", required=True, help="model id written in the record")
+    p.add_argument("--model", help="a kdsd model.pt")
+    p.add_argument("--name", help="model id written in the record")
+    p.add_argument("--reference", help="instead of --model: an external reference denoiser's name")
     p.add_argument("--out", required=True, help="JSON file")
 
     p = add("bench-scoring", cmd_bench_scoring, "print utterances scored per second per worker count")
@@ -148,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", required=True, help="results/models")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--count", type=int, default=3, help="utterances to show")
+    p.add_argument("--references", nargs="*", default=[], help="reference denoisers to include")
 
     p = add("report", cmd_report, "tables, plots and summary from all score tables")
     p.add_argument("--scores", nargs="+", required=True)

@@ -20,9 +20,7 @@ def _hashes(split_dir):
 
 
 @pytest.fixture(scope="module")
-def corpora(tmp_path_factory, request):
-    from conftest import REPO  # noqa: F401  (fixtures module on sys.path)
-
+def corpora(tmp_path_factory):
     config = {"seed": 11, "utterances": {"train": 3, "valid": 2, "test_matched": 2, "test_noise": 2},
               "snr_db": [0.0, 5.0], "train_noises": ["white", "babble"], "test_only_noises": ["tones"],
               "speech_level_dbfs": -25.0, "babble_talkers": 2}

@@ -45,7 +45,10 @@ def test_summary_table_has_one_finite_row_per_method_scenario_test_set(smoke_run
     assert (students.n_seeds == len(smoke["students"]["seeds"])).all()
     for column in ("si_sdr_mean", "si_sdr_std", "stoi_mean", "pesq_wb_mean", "si_sdr_i_mean"):
         assert np.isfinite(students[column]).all(), column
-    assert set(table.kind) == {"input", "teacher", "student"}
+    assert set(table.kind) == {"input", "teacher", "student", "reference"}
+    references = table[table.kind == "reference"]
+    assert set(references.method) == {"rnnoise", "deepfilternet3", "spectral_gating"}
+    assert np.isfinite(references.si_sdr_mean).all() and (references.n_seeds == 1).all()
 
 
 def test_score_tables_follow_the_contract(smoke_run):
@@ -76,14 +79,18 @@ def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
         examples = results / "examples" / test_set
         assert (examples / "spectrograms.png").stat().st_size > 10_000
         roles = {p.stem.rsplit("_", 1)[-1] for p in examples.glob("*.wav")}
-        assert {"clean", "noisy", "teacher"} <= roles and len(list(examples.glob("*_best_student.wav"))) == 3
+        assert {"clean", "noisy", "teacher", "rnnoise", "deepfilternet3"} <= roles
+        assert len(list(examples.glob("*_best_student.wav"))) == 3
+        assert len(list(examples.glob("*_spectral_gating.wav"))) == 3
     assert not (results / "models" / "teacher" / "checkpoint.pt").exists()
 
 
 def test_cost_table_counts_deployed_students_only(smoke_run):
     results, _, _ = smoke_run
     cost = pd.read_csv(results / "tables" / "cost.csv")
-    assert len(cost) == 1 + 6  # teacher + 3 methods × 2 seeds
+    assert len(cost) == 1 + 6 + 3  # teacher + 3 methods × 2 seeds + 3 reference denoisers
+    refs = cost[cost.kind == "reference"]
+    assert refs.available.all() and refs.macs_per_s.isna().all() and (refs.rtf_1thread > 0).all()
     teacher = cost[cost.kind == "teacher"].iloc[0]
     cosine = cost[(cost.method == "cosine")].iloc[0]
     assert cosine.params < teacher.params and cosine.macs_per_s < teacher.macs_per_s

@@ -1,6 +1,5 @@
 """Training loop: learns, picks the checkpoint on valid, resumes exactly after interruption."""
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 

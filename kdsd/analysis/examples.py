@@ -1,5 +1,6 @@
-"""Listening and looking: a few utterances per test set, enhanced by the teacher and by the best
-and worst student, written as WAVs with their spectrograms side by side."""
+"""Listening and looking: a few utterances per test set, enhanced by the teacher, the best and
+worst student and the external reference denoisers, written as WAVs with their spectrograms
+side by side."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +19,7 @@ from kdsd.audio import read_audio, write_audio  # noqa: E402
 from kdsd.corpus.manifest import read_manifest  # noqa: E402
 from kdsd.enhance import enhance_wave  # noqa: E402
 from kdsd.models.io import load_model  # noqa: E402
+from kdsd.references import availability, denoise  # noqa: E402
 
 N_FFT, HOP = 512, 128
 
@@ -46,12 +48,16 @@ def _spectrogram_db(wave: np.ndarray) -> np.ndarray:
 
 
 def write_examples(manifest_path: str | Path, score_paths: list, model_dir: str | Path,
-                   out_dir: str | Path, n: int = 3) -> Path:
+                   out_dir: str | Path, n: int = 3, references: list[str] = ()) -> Path:
     """WAVs ``<utt>_<role>.wav`` and ``spectrograms.png`` under ``out_dir``; returns the figure."""
     manifest_path, model_dir, out_dir = Path(manifest_path), Path(model_dir), Path(out_dir)
     scores = load_scores(score_paths)
     roles = {"teacher": "teacher", **best_and_worst_students(scores)}
     models = {role: load_model(model_dir / name / "model.pt")[0] for role, name in roles.items()}
+    models = {role: (lambda wave, m=model: enhance_wave(m, wave)) for role, model in models.items()}
+    for name in references:  # external denoisers that can run here, shown beside ours
+        if availability(name)[0]:
+            models[name] = lambda wave, name=name: denoise(name, wave)
     picked = pick_utterances(read_manifest(manifest_path), n)
     n_columns = 2 + len(models)  # clean, noisy, then each model's estimate
     fig, axes = plt.subplots(len(picked), n_columns, squeeze=False,
@@ -59,14 +65,15 @@ def write_examples(manifest_path: str | Path, score_paths: list, model_dir: str 
     for i, row in enumerate(picked.itertuples()):
         signals = {"clean": read_audio(manifest_path.parent / row.clean_path),
                    "noisy": read_audio(manifest_path.parent / row.noisy_path)}
-        signals.update({role: enhance_wave(model, signals["noisy"]) for role, model in models.items()})
+        signals.update({role: enhance(signals["noisy"]) for role, enhance in models.items()})
         for j, (role, wave) in enumerate(signals.items()):
             write_audio(out_dir / f"{row.utt_id}_{role}.wav", wave)
             ax = axes[i][j]
             ax.imshow(_spectrogram_db(wave), origin="lower", aspect="auto", vmin=-100, vmax=0,
                       cmap="magma", extent=(0, len(wave) / 16000, 0, 8))
             name = roles.get(role, "").replace("students/", "")
-            title = role if role in ("clean", "noisy", "teacher") else f"{role.split('_')[0]}: {name}"
+            title = (f"{role.split('_')[0]}: {name}" if role.endswith("_student")
+                     else role if role in ("clean", "noisy", "teacher") else f"{role} (external)")
             ax.set_title(f"{title}\n{row.utt_id} ({row.noise_family}, {row.snr_db:+.1f} dB)"
                          if j == 0 else title, fontsize=7)
             ax.set(xlabel="s" if i == len(picked) - 1 else "", ylabel="kHz" if j == 0 else "")

@@ -33,6 +33,14 @@ def with_costs(table: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     return table.merge(per_model, on=COST_KEYS, how="left")
 
 
+def unavailable_references(costs: pd.DataFrame) -> list[str]:
+    if "available" not in costs.columns:
+        return []
+    missing = costs[costs["available"].eq(False)]
+    return [f"- reference denoiser `{r.method}` could not run on this platform and is left out: "
+            f"{r.reason}" for r in missing.itertuples()]
+
+
 def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, provenance: dict) -> None:
     out_dir = Path(out_dir)
     scores = load_scores(score_paths)
@@ -44,4 +52,4 @@ def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, p
     plot_pareto(table, out_dir / "plots" / "pareto.png")
     plot_learning_curves({model_id(p): p for p in history_paths}, out_dir / "plots" / "learning_curves.png")
     write_summary(table, out_dir / "summary.md", provenance={**versions(), **provenance},
-                  unscored=unscored_section(scores))
+                  unscored="\n".join([unscored_section(scores), *unavailable_references(costs)]))

@@ -16,7 +16,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from kdsd.analysis.stats import (  # noqa: E402
-    HEADLINE, KIND_ORDER, METRICS, method_rank, run_means)
+    HEADLINE, KIND_ORDER, method_rank, run_means)
 from kdsd.analysis.tables import metric_label, model_label  # noqa: E402
 from kdsd.atomic import atomic_path  # noqa: E402
 from kdsd.errors import KdsdError  # noqa: E402
@@ -59,7 +59,7 @@ def _model_order(runs: pd.DataFrame) -> list[str]:
 
 def plot_improvements(scores: pd.DataFrame, out_png: str | os.PathLike) -> Path:
     """One panel per metric improvement; bars = mean over seeds of run means, whiskers = seed std."""
-    runs = run_means(scores[scores["kind"].isin(("teacher", "student"))])
+    runs = run_means(scores[scores["kind"].isin(("teacher", "reference", "student"))])
     if runs.empty:
         raise KdsdError(f"{out_png}: no teacher or student scores to plot")
     runs["model"] = runs.apply(model_label, axis=1)

@@ -27,8 +27,8 @@ CI_LEVEL = 0.95
 
 RUN_KEYS = ["kind", "method", "scenario", "seed", "test_set"]
 GROUP_KEYS = ["kind", "method", "scenario", "test_set"]
-KINDS = ("teacher", "student")
-KIND_ORDER = {"input": 0, "teacher": 1, "student": 2}
+KINDS = ("teacher", "student", "reference")  # reference = an external, off-the-shelf denoiser
+KIND_ORDER = {"input": 0, "teacher": 1, "reference": 2, "student": 3}
 ID_COLUMNS = ("utt_id", "model", "kind", "method", "scenario", "seed", "test_set", "params")
 # pandas' default NA strings include "None"/"null"; "none" is a method name, so everything is read
 # verbatim and only these tokens mean "missing" in the numeric columns we use.

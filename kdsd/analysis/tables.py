@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdsd.analysis.stats import ALPHA, HEADLINE, METRICS, format_mean_std
+from kdsd.analysis.stats import ALPHA, HEADLINE, format_mean_std
 from kdsd.atomic import write_csv, write_text
 
 METRIC_LABELS = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "ESTOI",
@@ -26,9 +26,11 @@ def metric_digits(metric: str) -> int:
 
 
 def model_label(row: pd.Series) -> str:
-    """'input', 'teacher', or 'scenario · method' for students."""
+    """'input', 'teacher', 'name (external)' for reference denoisers, 'scenario · method' for students."""
     if row["kind"] in ("input", "teacher"):
         return str(row["kind"])
+    if row["kind"] == "reference":
+        return f"{row['method']} (external)"
     return f"{row['scenario']} · {row['method']}"
 
 

@@ -134,3 +134,21 @@ def write_model_cost(model_path, model_name: str, out_json) -> None:
               "seed": payload.get("seed", -1), **model_cost(model),
               "adapter_params": payload.get("adapter_params", 0)}
     write_text(out_json, json.dumps(record, indent=2) + "\n")
+
+
+def write_reference_cost(name: str, out_json) -> None:
+    """Cost record of an external reference denoiser: its own parameter count and 1-thread RTF
+    (MACs are not countable: no PyTorch graph); ``available``/``reason`` say if it can run here."""
+    import json
+
+    from kdsd.atomic import write_text
+    from kdsd.references import availability, denoise, describe
+
+    ok, reason = availability(name)
+    info = describe(name)
+    rtf = real_time_factor(lambda wave: denoise(name, wave)) if ok else float("nan")
+    record = {"model": f"references/{name}", "kind": "reference", "method": name,
+              "scenario": "reference", "seed": 0, "params": info["params"], "macs_per_s": float("nan"),
+              "rtf_1thread": rtf, "adapter_params": 0, "available": ok, "reason": reason,
+              "package": info["package"], "version": info["version"]}
+    write_text(out_json, json.dumps(record, indent=2) + "\n")

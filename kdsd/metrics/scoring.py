@@ -5,6 +5,7 @@ improvements ``<metric>_i``; metric computation runs in a process pool of ``work
 """
 from __future__ import annotations
 
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from kdsd.metrics import METRICS
 from kdsd.metrics.dnsmos import dnsmos
 from kdsd.metrics.intrusive import score_utterance
 from kdsd.models.io import load_model
+from kdsd.references import availability, denoise, describe
 
 META_COLUMNS = ("utt_id", "test_set", "noise_family", "snr_db")
 
@@ -62,20 +64,45 @@ def score_input(manifest_path: str | Path, out_csv: str | Path, workers: int = 1
     return write_csv(pd.DataFrame(meta).merge(scores, on="utt_id"), out_csv)
 
 
-def score_model(model_path: str | Path, model_name: str, manifest_path: str | Path,
-                input_csv: str | Path, out_csv: str | Path, workers: int = 1) -> Path:
-    model, payload = load_model(model_path)
+def score_denoiser(denoise, identity: dict, manifest_path: str | Path, input_csv: str | Path,
+                   out_csv: str | Path, workers: int = 1) -> Path:
+    """Score ``denoise(noisy) -> estimate`` on a test set; ``identity`` fills the id columns."""
     inputs = pd.read_csv(input_csv)
-    items = [(row.utt_id, clean, enhance_wave(model, noisy))
-             for row, clean, noisy in _load_pairs(Path(manifest_path))]
+    items = [(row.utt_id, clean, denoise(noisy)) for row, clean, noisy in _load_pairs(Path(manifest_path))]
     scores = inputs.merge(score_many(items, workers), on="utt_id", how="inner")
     if len(scores) != len(inputs):
         raise KdsdError(f"{input_csv}: utterances do not match {manifest_path}")
     for m in METRICS:
         scores[f"{m}_i"] = scores[m] - scores[f"input_{m}"]
-    identity = {"model": model_name, "kind": payload.get("role", "unknown"),
-                "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
-                "seed": payload.get("seed", -1), "params": payload.get("params", np.nan)}
     for key, value in reversed(identity.items()):
         scores.insert(1, key, value)
     return write_csv(scores, out_csv)
+
+
+def score_model(model_path: str | Path, model_name: str, manifest_path: str | Path,
+                input_csv: str | Path, out_csv: str | Path, workers: int = 1) -> Path:
+    model, payload = load_model(model_path)
+    identity = {"model": model_name, "kind": payload.get("role", "unknown"),
+                "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
+                "seed": payload.get("seed", -1), "params": payload.get("params", np.nan)}
+    return score_denoiser(lambda noisy: enhance_wave(model, noisy), identity, manifest_path,
+                          input_csv, out_csv, workers)
+
+
+def reference_identity(name: str) -> dict:
+    return {"model": f"references/{name}", "kind": "reference", "method": name,
+            "scenario": "reference", "seed": 0, "params": describe(name)["params"]}
+
+
+def score_reference(name: str, manifest_path: str | Path, input_csv: str | Path,
+                    out_csv: str | Path, workers: int = 1) -> Path:
+    """Score an external reference denoiser; one that cannot run here leaves a header-only table
+    (its reason is in the reference's cost record), so the rest of the DAG goes on."""
+    ok, reason = availability(name)
+    if not ok:
+        print(f"kdsd: note: reference denoiser {name!r} cannot run here: {reason}", file=sys.stderr)
+        columns = ["utt_id", *reference_identity(name), *pd.read_csv(input_csv, nrows=0).columns[1:],
+                   *METRICS, "nan_reason", *(f"{m}_i" for m in METRICS)]
+        return write_csv(pd.DataFrame(columns=list(dict.fromkeys(columns))), out_csv)
+    return score_denoiser(lambda noisy: denoise(name, noisy), reference_identity(name),
+                          manifest_path, input_csv, out_csv, workers)

@@ -14,6 +14,7 @@ TEST_SETS = config["evaluation"]["test_sets"]
 SCENARIOS = list(config["students"]["scenarios"])
 METHODS = config["students"]["methods"]
 SEEDS = config["students"]["seeds"]
+REFERENCES = config["evaluation"]["references"]
 
 wildcard_constraints:
     split="[a-z_]+",
@@ -22,6 +23,7 @@ wildcard_constraints:
     method="[a-z0-9_]+",
     seed=r"\d+",
     model=r"teacher|students/[A-Za-z0-9_]+/[a-z0-9_]+/seed\d+",
+    reference="[a-z0-9_]+",
 
 
 def as_json_arg(*sections):
@@ -35,6 +37,11 @@ def student_models():
 
 def all_models():
     return ["teacher"] + student_models()
+
+
+def scored_models():
+    """Everything with a score table: our models and the external reference denoisers."""
+    return all_models() + [f"references/{r}" for r in REFERENCES]
 
 
 def manifest(split):

@@ -59,3 +59,39 @@ rule model_cost:
         runtime=30,
     shell:
         "kdsd cost --model {input.model} --name {wildcards.model} --out {output.cost} > {log} 2>&1"
+
+
+rule score_reference:
+    input:
+        manifest=manifest("{test_set}"),
+        input_scores=rules.score_input.output.scores,
+    output:
+        scores=f"{RESULTS}/scores/references/{{reference}}/{{test_set}}.csv",
+    params:
+        metrics=METRICS_PARAM,
+    log:
+        f"{RESULTS}/logs/scores/references/{{reference}}/{{test_set}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/scores/references/{{reference}}/{{test_set}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "kdsd score-reference --name {wildcards.reference} --manifest {input.manifest}"
+        " --input-scores {input.input_scores} --out {output.scores} --threads {threads} > {log} 2>&1"
+
+
+rule reference_cost:
+    output:
+        cost=f"{RESULTS}/cost/references/{{reference}}.json",
+    log:
+        f"{RESULTS}/logs/cost/references/{{reference}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cost/references/{{reference}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "kdsd cost --reference {wildcards.reference} --out {output.cost} > {log} 2>&1"

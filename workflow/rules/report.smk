@@ -3,10 +3,10 @@
 
 rule report_results:
     input:
-        scores=expand(f"{RESULTS}/scores/{{model}}/{{test_set}}.csv", model=all_models(),
+        scores=expand(f"{RESULTS}/scores/{{model}}/{{test_set}}.csv", model=scored_models(),
                       test_set=TEST_SETS),
         histories=expand(f"{RESULTS}/models/{{model}}/history.csv", model=all_models()),
-        costs=expand(f"{RESULTS}/cost/{{model}}.json", model=all_models()),
+        costs=expand(f"{RESULTS}/cost/{{model}}.json", model=scored_models()),
     output:
         table_csv=report(f"{RESULTS}/tables/summary.csv", caption="../report/table.rst",
                          category="Results", labels={"table": "summary (CSV)"}),
@@ -41,7 +41,7 @@ rule report_results:
 rule listening_examples:
     input:
         manifest=manifest("{test_set}"),
-        scores=lambda w: expand(f"{RESULTS}/scores/{{model}}/{w.test_set}.csv", model=all_models()),
+        scores=lambda w: expand(f"{RESULTS}/scores/{{model}}/{w.test_set}.csv", model=scored_models()),
         models=expand(f"{RESULTS}/models/{{model}}/model.pt", model=all_models()),
     output:
         examples=report(directory(f"{RESULTS}/examples/{{test_set}}"), patterns=["{name}.png", "{name}.wav"],
@@ -49,6 +49,7 @@ rule listening_examples:
                         subcategory="{test_set}", labels={"file": "{name}"}),
     params:
         model_dir=f"{RESULTS}/models",
+        references=" ".join(REFERENCES) or "''",
     log:
         f"{RESULTS}/logs/examples/{{test_set}}.log",
     benchmark:
@@ -59,4 +60,4 @@ rule listening_examples:
         runtime=30,
     shell:
         "kdsd examples --manifest {input.manifest} --scores {input.scores} --model-dir {params.model_dir}"
-        " --out-dir {output.examples} > {log} 2>&1"
+        " --references {params.references} --out-dir {output.examples} > {log} 2>&1"
