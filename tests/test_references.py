@@ -108,3 +108,24 @@ def test_unknown_name_lists_valid_names():
                  lambda: describe("nope")):
         with pytest.raises(KdsdError, match="rnnoise, deepfilternet3, spectral_gating"):
             call()
+
+
+def test_a_reference_that_cannot_run_leaves_an_empty_table_and_a_note(tmp_path, monkeypatch, capsys):
+    """The platform-failure path: the DAG goes on, and the report says why the rows are missing."""
+    import pandas as pd
+
+    import kdsd.metrics.scoring as scoring
+    from kdsd.analysis.pipeline import unavailable_references
+    from kdsd.analysis.stats import load_scores
+    from kdsd.metrics import METRICS
+
+    inputs = tmp_path / "input.csv"
+    pd.DataFrame({"utt_id": ["u0"], "test_set": ["test_noise"], "noise_family": ["white"], "snr_db": [0.0],
+                  **{f"input_{m}": [1.0] for m in METRICS}, "input_nan_reason": [""]}).to_csv(inputs, index=False)
+    monkeypatch.setattr(scoring, "availability", lambda name: (False, "libfoo.so: cannot open"))
+    out = scoring.score_reference("rnnoise", tmp_path / "unused.csv", inputs, tmp_path / "scores.csv")
+    assert "cannot run here: libfoo.so" in capsys.readouterr().err
+    assert load_scores([out]).empty  # a valid, empty score table: aggregation goes on
+    costs = pd.DataFrame([{"method": "rnnoise", "available": False, "reason": "libfoo.so: cannot open"}])
+    assert unavailable_references(costs) == [
+        "- reference denoiser `rnnoise` could not run on this platform and is left out: libfoo.so: cannot open"]
