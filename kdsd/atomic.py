@@ -14,7 +14,7 @@ def atomic_path(path: str | os.PathLike):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs should read like any file
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs should read like any file
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -23,7 +23,7 @@ def atomic_path(path: str | os.PathLike):
             os.unlink(tmp)
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
