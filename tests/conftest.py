@@ -27,8 +27,14 @@ def tiny_model(tmp_path):
                       extra={"role": "teacher", "method": "teacher", "scenario": "teacher", "params": 1})
 
 
-@pytest.fixture
-def tiny_corpus_config():
-    return {"seed": 11, "utterances": {"train": 3, "valid": 2, "test_matched": 2, "test_noise": 2},
-            "snr_db": [0.0, 5.0], "train_noises": ["white", "babble"],
-            "test_only_noises": ["tones"], "speech_level_dbfs": -25.0, "babble_talkers": 2}
+@pytest.fixture(scope="session")
+def tiny_corpus():
+    """Factory of a complete synthetic `corpus` section, two or three utterances per split."""
+    def make() -> dict:
+        return {"source": "synthetic", "seed": 11,
+                "utterances": {"train": 3, "valid": 2, "test_matched": 2, "test_noise": 2,
+                               "test_snr": 2, "test_reverb": 2, "test_speaker": 2},
+                "snr_db": [0.0, 5.0], "test_snr_db": [-8.0, -3.0], "rt60_s": [0.4, 0.8],
+                "train_noises": ["white", "babble"], "test_only_noises": ["tones"],
+                "speech_level_dbfs": -25.0, "babble_talkers": 2}
+    return make

@@ -4,14 +4,30 @@ Deterministic from one seed: utterance ``i`` of split ``s`` draws everything (sp
 order, noise family, noise seed, SNR) from its own generator seeded by (corpus seed, split, i),
 so the corpus is bit-identical whatever the number of worker processes.
 
-Hygiene: speech is DC-free and normalised to ``speech_level_dbfs`` RMS; the noise is scaled
-to the drawn SNR exactly; a mixture that would clip is scaled down together with its clean
-reference, which keeps the recorded SNR exact.
+Splits and what makes each one differ from training (DESIGN §2.1):
+
+=============  ================  ======================  ==============  ==========
+split          speakers          noise families          SNR (dB)        room
+=============  ================  ======================  ==============  ==========
+train, valid   ``train`` pool    ``train_noises``        ``snr_db``      dry
+test_matched   ``test`` pool     ``train_noises``        ``snr_db``      dry
+test_noise     ``test`` pool     ``test_only_noises``    ``snr_db``      dry
+test_snr       ``test`` pool     ``train_noises``        ``test_snr_db`` dry
+test_reverb    ``test`` pool     ``train_noises``        ``snr_db``      synthetic RIR
+test_speaker   ``test_speaker``  ``train_noises``        ``snr_db``      dry
+=============  ================  ======================  ==============  ==========
+
+Sentences are disjoint between splits. In ``test_reverb`` speech and noise are convolved with
+two RIRs of one room (two source positions), and the clean reference is the *reverberant*
+speech: the task stays denoising, the mismatch is the room.
+
+Hygiene: speech is DC-free and normalised to ``speech_level_dbfs`` RMS (after the room, in
+test_reverb); the noise is scaled to the drawn SNR exactly; a mixture that would clip is scaled
+down together with its clean reference, which keeps the recorded SNR exact.
 """
 from __future__ import annotations
 
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,15 +35,18 @@ import numpy as np
 
 from kdsd import SAMPLE_RATE
 from kdsd.audio import write_audio
+from kdsd.corpus.build import map_jobs, staged_dir
 from kdsd.corpus.manifest import write_manifest
+from kdsd.corpus.mixing import mix_at_snr, normalise_speech
 from kdsd.corpus.noise import make_noise
+from kdsd.corpus.rir import describe, draw_room, make_rir, reverberate
 from kdsd.corpus.speakers import Speaker, speakers_in
 from kdsd.corpus.text import sentences, split_sentences
 from kdsd.corpus.tts import synthesize
 from kdsd.errors import KdsdError
 
-SPLITS = ("train", "valid", "test_matched", "test_noise")
-PEAK_LIMIT = 0.99
+SPLITS = ("train", "valid", "test_matched", "test_noise", "test_snr", "test_reverb", "test_speaker")
+TEST_SPLITS = tuple(s for s in SPLITS if s.startswith("test_"))
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,13 @@ class SplitPlan:
     speaker_pool: str
     families: tuple[str, ...]
     snr_range: tuple[float, float]
+    reverb: bool = False
+
+    @property
+    def babble_pool(self) -> str:
+        """Babble talkers come from train speakers for training, test speakers for every test
+        set (test_speaker too: there only the target voice is out of distribution)."""
+        return "train" if self.speaker_pool == "train" else "test"
 
 
 def split_plans(corpus: dict) -> dict[str, SplitPlan]:
@@ -45,13 +71,22 @@ def split_plans(corpus: dict) -> dict[str, SplitPlan]:
     overlap = set(train_fams) & set(test_fams)
     if overlap:
         raise KdsdError(f"config corpus: noise families both in training and test-only: {sorted(overlap)}")
-    snr = tuple(corpus["snr_db"])
+    snr, low_snr = tuple(corpus["snr_db"]), tuple(corpus["test_snr_db"])
+    for key, (lo, hi) in (("snr_db", snr), ("test_snr_db", low_snr)):
+        if lo > hi:
+            raise KdsdError(f"config corpus.{key}: low end {lo} is above high end {hi}")
+    if low_snr[1] > snr[0]:
+        raise KdsdError(f"config corpus.test_snr_db {list(low_snr)} must lie below the training "
+                        f"range snr_db {list(snr)}")
     n = corpus["utterances"]
     return {
         "train": SplitPlan("train", n["train"], "train", train_fams, snr),
         "valid": SplitPlan("valid", n["valid"], "train", train_fams, snr),
         "test_matched": SplitPlan("test_matched", n["test_matched"], "test", train_fams, snr),
         "test_noise": SplitPlan("test_noise", n["test_noise"], "test", test_fams, snr),
+        "test_snr": SplitPlan("test_snr", n["test_snr"], "test", train_fams, low_snr),
+        "test_reverb": SplitPlan("test_reverb", n["test_reverb"], "test", train_fams, snr, reverb=True),
+        "test_speaker": SplitPlan("test_speaker", n["test_speaker"], "test_speaker", train_fams, snr),
     }
 
 
@@ -70,26 +105,9 @@ def _sentence_pools(corpus: dict, plans: dict[str, SplitPlan]) -> dict[str, list
     return {k: parts[k][:n] for k, n in need.items()}
 
 
-def _normalise_speech(wave: np.ndarray, level_dbfs: float) -> np.ndarray:
-    wave = wave - wave.mean()
-    rms = np.sqrt(np.mean(wave**2))
-    if rms == 0:
-        raise KdsdError("TTS produced silence")
-    return (wave * (10 ** (level_dbfs / 20) / rms)).astype(np.float32)
-
-
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> tuple[np.ndarray, np.ndarray]:
-    """(clean, noisy) with ``noise`` scaled so the SNR is exactly ``snr_db``; peak ≤ PEAK_LIMIT."""
-    gain = np.sqrt(np.mean(speech**2) / np.mean(noise**2)) * 10 ** (-snr_db / 20)
-    noisy = speech + gain * noise
-    peak = np.max(np.abs(noisy))
-    scale = PEAK_LIMIT / peak if peak > PEAK_LIMIT else 1.0
-    return (speech * scale).astype(np.float32), (noisy * scale).astype(np.float32)
-
-
 def _babble_bank(plan: SplitPlan, texts: list[str], corpus: dict) -> list[np.ndarray]:
-    talkers = speakers_in(plan.speaker_pool)
-    return [_normalise_speech(synthesize(talkers[i % len(talkers)].voice, text), -25.0)
+    talkers = speakers_in(plan.babble_pool)
+    return [normalise_speech(synthesize(talkers[i % len(talkers)].voice, text), -25.0)
             for i, text in enumerate(texts)]
 
 
@@ -99,8 +117,16 @@ def _make_utterance(job) -> dict:
     family = plan.families[int(rng.integers(len(plan.families)))]
     noise_seed = int(rng.integers(2**31))
     snr_db = round(float(rng.uniform(*plan.snr_range)), 2)
-    speech = _normalise_speech(synthesize(speaker.voice, text), corpus["speech_level_dbfs"])
+    speech = synthesize(speaker.voice, text)
     noise = make_noise(family, len(speech), SAMPLE_RATE, noise_seed, babble)
+    room = ""
+    if plan.reverb:
+        drawn = draw_room(rng, tuple(corpus["rt60_s"]))
+        rir_seed = int(rng.integers(2**31))
+        speech = reverberate(speech, make_rir(drawn, rir_seed, SAMPLE_RATE, "speech"))
+        noise = reverberate(noise, make_rir(drawn, rir_seed, SAMPLE_RATE, "noise"))
+        room = describe(drawn)
+    speech = normalise_speech(speech, corpus["speech_level_dbfs"])
     clean, noisy = mix_at_snr(speech, noise, snr_db)
     utt_id = f"{plan.name}_{index:05d}"
     write_audio(out_dir / "clean" / f"{utt_id}.wav", clean)
@@ -108,11 +134,16 @@ def _make_utterance(job) -> dict:
     return {"utt_id": utt_id, "split": plan.name, "clean_path": f"clean/{utt_id}.wav",
             "noisy_path": f"noisy/{utt_id}.wav", "speaker": speaker.speaker_id,
             "engine": speaker.voice.engine, "text": text, "noise_family": family,
-            "noise_seed": noise_seed, "snr_db": snr_db, "rir": "", "duration_s": round(len(clean) / SAMPLE_RATE, 4),
+            "noise_seed": noise_seed, "snr_db": snr_db, "rir": room, "duration_s": round(len(clean) / SAMPLE_RATE, 4),
             "sample_rate": SAMPLE_RATE}
 
 
-def synthesize_split(corpus: dict, split: str, out_dir: str | Path, workers: int = 1) -> Path:
+def check_layout(corpus: dict) -> None:
+    """Nothing on disk to check; the plans validate the config's ranges and families."""
+    split_plans(corpus)
+
+
+def build_split(corpus: dict, split: str, out_dir: str | Path, workers: int = 1) -> Path:
     """Write ``<out_dir>/{clean,noisy}/*.wav`` and ``<out_dir>/manifest.csv`` for one split."""
     plans = split_plans(corpus)
     if split not in plans:
@@ -122,11 +153,8 @@ def synthesize_split(corpus: dict, split: str, out_dir: str | Path, workers: int
     babble_texts = texts["babble"][SPLITS.index(split) * corpus["babble_talkers"]:][:corpus["babble_talkers"]]
     babble = _babble_bank(plan, babble_texts, corpus) if "babble" in plan.families else []
     talkers: list[Speaker] = speakers_in(plan.speaker_pool)
-    jobs = [(plan, i, text, talkers[i % len(talkers)], corpus, babble, out_dir)
-            for i, text in enumerate(texts[split])]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            rows = list(pool.map(_make_utterance, jobs, chunksize=4))
-    else:
-        rows = [_make_utterance(job) for job in jobs]
-    return write_manifest(rows, out_dir / "manifest.csv")
+    with staged_dir(out_dir) as tmp:  # a failed build leaves no partial split behind
+        jobs = [(plan, i, text, talkers[i % len(talkers)], corpus, babble, tmp)
+                for i, text in enumerate(texts[split])]
+        write_manifest(map_jobs(_make_utterance, jobs, workers), tmp / "manifest.csv")
+    return out_dir / "manifest.csv"
