@@ -1,0 +1,54 @@
+"""Where a corpus comes from: ``corpus.source`` in the config picks one of these.
+
+Every source builds the same thing per split (``clean/``, ``noisy/``, ``manifest.csv``), so the
+rest of the DAG does not know or care which one ran:
+
+* ``synthetic`` — the embedded TTS + procedural-noise corpus (:mod:`kdsd.corpus.synthetic`);
+* ``voicebank`` — VoiceBank+DEMAND folders on disk (:mod:`kdsd.corpus.voicebank`);
+* ``folders``  — a clean-speech folder mixed with a noise folder (:mod:`kdsd.corpus.folders`).
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+
+from kdsd.errors import KdsdError
+
+SOURCES = {"synthetic": "kdsd.corpus.synthetic", "voicebank": "kdsd.corpus.voicebank",
+           "folders": "kdsd.corpus.folders"}
+
+
+def _module(corpus: dict):
+    source = corpus.get("source", "synthetic")
+    if source not in SOURCES:
+        raise KdsdError(f"config corpus.source: unknown source {source!r}; valid: {', '.join(SOURCES)}")
+    return import_module(SOURCES[source])
+
+
+def splits(corpus: dict) -> tuple[str, ...]:
+    """Every split this corpus provides (train, valid and its test sets)."""
+    module = _module(corpus)
+    return tuple(module.splits(corpus)) if hasattr(module, "splits") else tuple(module.SPLITS)
+
+
+def test_splits(corpus: dict) -> list[str]:
+    return [s for s in splits(corpus) if s.startswith("test_")]
+
+
+def check(corpus: dict, test_sets: list[str] | None = None) -> None:
+    """Refuse a corpus that cannot be built, before any job starts: folders missing on disk, or
+    test sets asked for that this source does not provide."""
+    module = _module(corpus)
+    module.check_layout(corpus)
+    unknown = [t for t in test_sets or [] if t not in test_splits(corpus)]
+    if unknown:
+        raise KdsdError(f"config evaluation.test_sets: {', '.join(unknown)} not provided by corpus "
+                        f"source {corpus.get('source', 'synthetic')!r}; it provides: "
+                        f"{', '.join(test_splits(corpus))}")
+
+
+def build_split(corpus: dict, split: str, out_dir: str | Path, workers: int = 1) -> Path:
+    if split not in splits(corpus):
+        raise KdsdError(f"unknown split {split!r} for corpus source "
+                        f"{corpus.get('source', 'synthetic')!r}; valid: {', '.join(splits(corpus))}")
+    return _module(corpus).build_split(corpus, split, out_dir, workers)
