@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from kdsd import SAMPLE_RATE  # noqa: E402
 from kdsd.analysis.stats import HEADLINE, load_scores  # noqa: E402
 from kdsd.atomic import atomic_path  # noqa: E402
 from kdsd.audio import read_audio, write_audio  # noqa: E402
@@ -40,11 +41,18 @@ def best_and_worst_students(scores: pd.DataFrame) -> dict[str, str]:
     return {"best_student": means.index[-1], "worst_student": means.index[0]}
 
 
-def _spectrogram_db(wave: np.ndarray) -> np.ndarray:
+def spectrogram_db(wave: np.ndarray) -> np.ndarray:
     window = np.hanning(N_FFT)
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(wave, (0, N_FFT)), N_FFT)[::HOP]
     power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
     return 10 * np.log10(power.T + 1e-10)
+
+
+def draw_spectrogram(ax, wave: np.ndarray) -> None:
+    """A dB spectrogram panel on a shared colour scale, so panels compare by eye."""
+    ax.imshow(spectrogram_db(wave), origin="lower", aspect="auto", vmin=-100, vmax=0,
+              cmap="magma", extent=(0, len(wave) / SAMPLE_RATE, 0, SAMPLE_RATE / 2000))
+
 
 
 def write_examples(manifest_path: str | Path, score_paths: list, model_dir: str | Path,
@@ -69,8 +77,7 @@ def write_examples(manifest_path: str | Path, score_paths: list, model_dir: str 
         for j, (role, wave) in enumerate(signals.items()):
             write_audio(out_dir / f"{row.utt_id}_{role}.wav", wave)
             ax = axes[i][j]
-            ax.imshow(_spectrogram_db(wave), origin="lower", aspect="auto", vmin=-100, vmax=0,
-                      cmap="magma", extent=(0, len(wave) / 16000, 0, 8))
+            draw_spectrogram(ax, wave)
             name = roles.get(role, "").replace("students/", "")
             title = (f"{role.split('_')[0]}: {name}" if role.endswith("_student")
                      else role if role in ("clean", "noisy", "teacher") else f"{role} (external)")

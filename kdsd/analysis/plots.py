@@ -27,7 +27,7 @@ PARETO_METRICS = ("si_sdr", "pesq_wb")
 HISTORY_COLUMNS = ("epoch", "train_sup", "valid_si_sdr", "best")
 
 
-def _save(fig, out_png: str | os.PathLike) -> Path:
+def save_figure(fig, out_png: str | os.PathLike) -> Path:
     try:
         with atomic_path(out_png) as tmp:
             fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
@@ -86,10 +86,10 @@ def plot_improvements(scores: pd.DataFrame, out_png: str | os.PathLike) -> Path:
                 handles, labels = ax.get_legend_handles_labels()
             ax.get_legend().remove()
     fig.tight_layout()
-    # Outside the panels, to the right: bbox_inches="tight" in _save keeps it in the image.
+    # Outside the panels, to the right: bbox_inches="tight" in save_figure keeps it in the image.
     fig.legend(handles, labels, title="test set", loc="center left", bbox_to_anchor=(1.0, 0.5),
                frameon=False)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_pareto(table: pd.DataFrame, out_png: str | os.PathLike) -> Path:
@@ -105,7 +105,7 @@ def plot_pareto(table: pd.DataFrame, out_png: str | os.PathLike) -> Path:
             _pareto_panel(axes[i][j], rows[rows["test_set"] == test_set], metric)
             axes[i][j].set_title(f"{test_set}: Δ{metric_label(metric)} vs cost")
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def _pareto_panel(ax, rows: pd.DataFrame, metric: str) -> None:
@@ -173,4 +173,4 @@ def plot_learning_curves(history_paths: Mapping[str, str | os.PathLike],
     ax_val.legend(fontsize="small", frameon=False)
     sns.despine(fig)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
