@@ -19,10 +19,16 @@ def _threads(args) -> None:
     torch.set_num_threads(max(1, args.threads))
 
 
-def cmd_synthesize(args) -> None:
-    from kdsd.corpus.synthetic import synthesize_split
+def cmd_build_corpus(args) -> None:
+    from kdsd.corpus.sources import build_split
 
-    synthesize_split(json.loads(args.config_json), args.split, args.out, workers=args.threads)
+    build_split(json.loads(args.config_json), args.split, args.out, workers=args.threads)
+
+
+def cmd_bench_synthesis(args) -> None:
+    from kdsd.corpus.bench import bench_synthesis
+
+    bench_synthesis(json.loads(args.config_json), args.split, args.workers, args.utterances)  # prints
 
 
 def cmd_train_teacher(args) -> None:
@@ -84,6 +90,15 @@ def cmd_examples(args) -> None:
                    references=[r for r in args.references if r])
 
 
+def cmd_corpus_report(args) -> None:
+    from kdsd.analysis.corpus_report import write_corpus_report
+
+    if len(args.splits) != len(args.manifests):
+        raise KdsdError(f"--splits names {len(args.splits)} splits but --manifests gives "
+                        f"{len(args.manifests)} files")
+    write_corpus_report(dict(zip(args.splits, args.manifests)), args.out_dir)
+
+
 def cmd_report(args) -> None:
     from kdsd.analysis.pipeline import write_results
 
@@ -114,10 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=1, help="CPU threads / worker processes")
         return p
 
-    p = add("synthesize", cmd_synthesize, "synthesize one split of the embedded corpus")
+    p = add("build-corpus", cmd_build_corpus, "build one split of the configured corpus source")
     p.add_argument("--config-json", required=True, help="the resolved `corpus` config section")
     p.add_argument("--split", required=True)
     p.add_argument("--out", required=True, help="split folder (manifest.csv and audio go here)")
+
+    p = add("bench-synthesis", cmd_bench_synthesis,
+            "print audio seconds synthesized per wall second per worker count")
+    p.add_argument("--config-json", default="{}", help="corpus section (defaults: config schema)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--utterances", type=int, default=24, help="utterances per measurement")
 
     for name, func, help_ in (("train-teacher", cmd_train_teacher, "train the teacher"),
                               ("distill", cmd_distill, "distill one student")):
@@ -166,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--count", type=int, default=3, help="utterances to show")
     p.add_argument("--references", nargs="*", default=[], help="reference denoisers to include")
+
+    p = add("corpus-report", cmd_corpus_report, "corpus tables, SNR/family plots, spectrograms, audio")
+    p.add_argument("--splits", nargs="+", required=True, help="split names, in the order of --manifests")
+    p.add_argument("--manifests", nargs="+", required=True)
+    p.add_argument("--out-dir", required=True, help="results folder (tables/, plots/, examples/corpus/)")
 
     p = add("report", cmd_report, "tables, plots and summary from all score tables")
     p.add_argument("--scores", nargs="+", required=True)
