@@ -27,4 +27,5 @@ rule all:
         "results/tables/summary.md",
         "results/plots/improvements.png",
         "results/plots/learning_curves.png",
-        expand("results/examples/{test_set}", test_set=config["evaluation"]["test_sets"]),
+        expand("results/examples/{test_set}", test_set=TEST_SETS),
+        "results/tables/corpus.md",

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from kdsd.corpus.synthetic import TEST_SPLITS
 
 pytestmark = pytest.mark.dag
 SMOKE = REPO / "workflow" / "presets" / "smoke.yaml"
@@ -39,7 +40,7 @@ def test_summary_table_has_one_finite_row_per_method_scenario_test_set(smoke_run
     table = pd.read_csv(results / "tables" / "summary.csv")
     students = table[table.kind == "student"]
     expected = {(m, s, t) for m in smoke["students"]["methods"] for s in smoke["students"]["scenarios"]
-                for t in ("test_matched", "test_noise")}
+                for t in TEST_SPLITS}
     assert set(zip(students.method, students.scenario, students.test_set)) == expected
     assert len(students) == len(expected)
     assert (students.n_seeds == len(smoke["students"]["seeds"])).all()
@@ -75,7 +76,7 @@ def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
                  "models/teacher/history.csv"):
         assert (results / path).is_file() and (results / path).stat().st_size > 0, path
     assert "test_matched" in (results / "summary.md").read_text()
-    for test_set in ("test_matched", "test_noise"):
+    for test_set in TEST_SPLITS:
         examples = results / "examples" / test_set
         assert (examples / "spectrograms.png").stat().st_size > 10_000
         roles = {p.stem.rsplit("_", 1)[-1] for p in examples.glob("*.wav")}
@@ -83,6 +84,22 @@ def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
         assert len(list(examples.glob("*_best_student.wav"))) == 3
         assert len(list(examples.glob("*_spectral_gating.wav"))) == 3
     assert not (results / "models" / "teacher" / "checkpoint.pt").exists()
+
+
+def test_corpus_report_describes_every_split(smoke_run):
+    results, _, _ = smoke_run
+    corpus = pd.read_csv(results / "tables" / "corpus.csv")
+    assert corpus.split.tolist() == ["train", "valid", *TEST_SPLITS]
+    smoke = yaml.safe_load(SMOKE.read_text())["corpus"]["utterances"]
+    assert corpus.set_index("split").utterances.to_dict() == smoke
+    by_split = corpus.set_index("split")
+    assert by_split.loc["test_snr", "snr_max"] <= -5.0 <= by_split.loc["train", "snr_min"]
+    assert by_split.loc["test_reverb", "reverberant"] == 1.0 and by_split.loc["train", "reverberant"] == 0.0
+    for plot in ("corpus_snr.png", "corpus_families.png", "corpus_spectrograms.png"):
+        assert (results / "plots" / plot).stat().st_size > 5_000, plot
+    index = pd.read_csv(results / "examples" / "corpus" / "index.csv")
+    assert set(index.split) == set(TEST_SPLITS)
+    assert "corpus_spectrograms.png" in (results / "report.html").read_text(errors="ignore")
 
 
 def test_cost_table_counts_deployed_students_only(smoke_run):

@@ -2,6 +2,7 @@
 import json
 import shlex
 
+from kdsd.corpus import sources
 from kdsd.metrics import METRICS
 
 # A score table's columns follow kdsd's metric list; as a rule param, a change to that list
@@ -9,8 +10,11 @@ from kdsd.metrics import METRICS
 METRICS_PARAM = ",".join(METRICS)
 
 RESULTS = "results"
-CORPUS = f"{RESULTS}/corpus/synthetic"
-TEST_SETS = config["evaluation"]["test_sets"]
+# Folders missing on disk or test sets the corpus lacks stop the run here, before any job.
+sources.check(config["corpus"], config["evaluation"]["test_sets"])
+CORPUS = f"{RESULTS}/corpus/{config['corpus']['source']}"
+TEST_SETS = config["evaluation"]["test_sets"] or sources.test_splits(config["corpus"])
+config["evaluation"]["test_sets"] = TEST_SETS  # resolved, so provenance and report name them
 SCENARIOS = list(config["students"]["scenarios"])
 METHODS = config["students"]["methods"]
 SEEDS = config["students"]["seeds"]

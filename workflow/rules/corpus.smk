@@ -1,7 +1,8 @@
-# Stage 1: synthesize the embedded corpus, one job per split.
+# Stage 1: build the corpus (synthetic, or an adapter over audio on disk), one job per split,
+# and describe it.
 
 
-rule synthesize_split:
+rule build_corpus_split:
     output:
         manifest=f"{CORPUS}/{{split}}/manifest.csv",
     params:
@@ -16,5 +17,40 @@ rule synthesize_split:
         mem_mb=4000,
         runtime=60,
     shell:
-        "kdsd synthesize --config-json {params.corpus} --split {wildcards.split}"
+        "kdsd build-corpus --config-json {params.corpus} --split {wildcards.split}"
         " --out {params.out} --threads {threads} > {log} 2>&1"
+
+
+rule corpus_report:
+    input:
+        manifests=expand(f"{CORPUS}/{{split}}/manifest.csv", split=["train", "valid", *TEST_SETS]),
+    output:
+        table_csv=report(f"{RESULTS}/tables/corpus.csv", caption="../report/corpus.rst",
+                         category="Corpus", labels={"table": "per split (CSV)"}),
+        table_md=f"{RESULTS}/tables/corpus.md",
+        families=report(f"{RESULTS}/tables/corpus_families.csv", caption="../report/corpus.rst",
+                        category="Corpus", labels={"table": "noise families per split (CSV)"}),
+        snr=report(f"{RESULTS}/plots/corpus_snr.png", caption="../report/corpus_snr.rst",
+                   category="Corpus", labels={"figure": "SNR histogram"}),
+        family_plot=report(f"{RESULTS}/plots/corpus_families.png", caption="../report/corpus.rst",
+                           category="Corpus", labels={"figure": "noise families"}),
+        spectrograms=report(f"{RESULTS}/plots/corpus_spectrograms.png",
+                            caption="../report/corpus_spectrograms.rst", category="Corpus",
+                            labels={"figure": "example spectrograms"}),
+        examples=report(directory(f"{RESULTS}/examples/corpus"), patterns=["{split}/{name}.wav"],
+                        caption="../report/corpus_audio.rst", category="Corpus",
+                        subcategory="audio examples", labels={"file": "{split}/{name}"}),
+    params:
+        splits=["train", "valid", *TEST_SETS],
+        out=RESULTS,
+    log:
+        f"{RESULTS}/logs/corpus_report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/corpus_report.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "kdsd corpus-report --splits {params.splits} --manifests {input.manifests}"
+        " --out-dir {params.out} > {log} 2>&1"
