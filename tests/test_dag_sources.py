@@ -64,6 +64,7 @@ def _folders(base: Path, pairs) -> dict:
 
 
 def _run(workdir: Path, corpus: dict):
+    workdir.mkdir(parents=True, exist_ok=True)
     overrides = workdir / "source.yaml"
     overrides.write_text(yaml.safe_dump({**SMALL, "corpus": corpus}))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
