@@ -27,8 +27,7 @@ def _module(corpus: dict):
 
 def splits(corpus: dict) -> tuple[str, ...]:
     """Every split this corpus provides (train, valid and its test sets)."""
-    module = _module(corpus)
-    return tuple(module.splits(corpus)) if hasattr(module, "splits") else tuple(module.SPLITS)
+    return tuple(_module(corpus).splits(corpus))
 
 
 def test_splits(corpus: dict) -> list[str]:

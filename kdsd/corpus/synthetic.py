@@ -138,6 +138,11 @@ def _make_utterance(job) -> dict:
             "sample_rate": SAMPLE_RATE}
 
 
+def splits(corpus: dict) -> tuple[str, ...]:
+    """Every split this source provides (the same for any config)."""
+    return SPLITS
+
+
 def check_layout(corpus: dict) -> None:
     """Nothing on disk to check; the plans validate the config's ranges and families."""
     split_plans(corpus)

@@ -110,6 +110,11 @@ def _split_pairs(vb: dict, split: str) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def splits(corpus: dict) -> tuple[str, ...]:
+    """Every split this source provides (the same for any config)."""
+    return SPLITS
+
+
 def check_layout(cfg: dict) -> None:
     """Refuse a VoiceBank+DEMAND root that cannot give every split: missing folders, unmatched
     pairs, absent valid speakers. Lists folders only; each pair's headers (sample rate, length)
