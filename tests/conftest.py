@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny saved model and a tiny synthetic corpus config."""
+"""Shared fixtures: a tiny saved model, a tiny synthetic corpus config, the smoke reference run."""
 import os
 import sys
 from pathlib import Path
@@ -38,3 +38,17 @@ def tiny_corpus():
                 "train_noises": ["white", "babble"], "test_only_noises": ["tones"],
                 "speech_level_dbfs": -25.0, "babble_talkers": 2}
     return make
+
+
+@pytest.fixture(scope="session")
+def smoke_reference(tmp_path_factory):
+    """The local, uninterrupted smoke-preset run (plus its HTML report), made once per session."""
+    from smoke_runs import SmokeRun, snakemake, venv_env
+
+    env = venv_env()
+    workdir = tmp_path_factory.mktemp("smoke_reference")
+    run = snakemake(workdir, env=env)
+    assert run.returncode == 0, run.stderr[-5000:]
+    report = snakemake(workdir, "--report", str(workdir / "results" / "report.html"), env=env)
+    assert report.returncode == 0, report.stderr[-5000:]
+    return SmokeRun(workdir, env)

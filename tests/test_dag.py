@@ -1,37 +1,18 @@
 """The whole DAG on the smoke preset: real TTS, training, scoring and report, with Snakemake."""
-import subprocess
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from smoke_runs import SMOKE, snakemake
 from kdsd.corpus.synthetic import TEST_SPLITS
 
 pytestmark = pytest.mark.dag
-SMOKE = REPO / "workflow" / "presets" / "smoke.yaml"
-
-
-def _snakemake(workdir, env, *extra):
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-           "--configfile", str(REPO / "config.yaml"), str(SMOKE), *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    import os
-    import sys
-    from pathlib import Path
-
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    workdir = tmp_path_factory.mktemp("smoke")
-    run = _snakemake(workdir, env)
-    assert run.returncode == 0, run.stderr[-5000:]
-    report = _snakemake(workdir, env, "--report", str(workdir / "results" / "report.html"))
-    assert report.returncode == 0, report.stderr[-5000:]
-    return workdir / "results", env, workdir
+def smoke_run(smoke_reference):
+    return smoke_reference.results, smoke_reference.env, smoke_reference.workdir
 
 
 def test_summary_table_has_one_finite_row_per_method_scenario_test_set(smoke_run):
@@ -118,6 +99,6 @@ def test_cost_table_counts_deployed_students_only(smoke_run):
 
 def test_rerun_has_nothing_to_do(smoke_run):
     _, env, workdir = smoke_run
-    dry = _snakemake(workdir, env, "-n")
+    dry = snakemake(workdir, "-n", env=env)
     assert dry.returncode == 0
     assert "Nothing to be done" in dry.stdout + dry.stderr

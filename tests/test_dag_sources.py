@@ -1,8 +1,5 @@
 """The DAG on audio already on disk: a VoiceBank+DEMAND layout and a clean + noise folder pair,
 built from real TTS speech, run through the same Snakefile with only `corpus.source` changed."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +8,12 @@ import pytest
 import soundfile as sf
 import yaml
 
-from conftest import REPO
 from kdsd.audio import read_audio, resample
 from kdsd.corpus.noise import make_noise
 from kdsd.corpus.synthetic import build_split
+from smoke_runs import snakemake
 
 pytestmark = pytest.mark.dag
-SMOKE = REPO / "workflow" / "presets" / "smoke.yaml"
 # One student and one cheap reference keep these runs short; the full grid is test_dag.py's job.
 SMALL = {"students": {"methods": ["cosine"], "seeds": [1]},
          "evaluation": {"references": ["spectral_gating"]}}
@@ -67,10 +63,7 @@ def _run(workdir: Path, corpus: dict):
     workdir.mkdir(parents=True, exist_ok=True)
     overrides = workdir / "source.yaml"
     overrides.write_text(yaml.safe_dump({**SMALL, "corpus": corpus}))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-           "--configfile", str(REPO / "config.yaml"), str(SMOKE), str(overrides)]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    run = snakemake(workdir, configfiles=(overrides,))
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir / "results"
 
