@@ -116,14 +116,20 @@ def _slope_row(runs: pd.DataFrame, test_set: str, base: str, settings: AnalysisS
     row["scenarios"] = " ".join(gaps.index)
     row["n_scenarios"] = n_scen
     if n_scen < MIN_SCENARIOS:
-        return {**row, **seed_test([]), "slope_per_seed": "",
-                "status": (f"not testable: needs ≥ {MIN_SCENARIOS} scenarios with different compression "
-                           f"and teacher gain ≥ {settings.min_teacher_gain_db:g} dB; has {n_scen}")}
+        return {**row, **seed_test([]), "slope_per_seed": "", "status": _untestable(runs, test_set, n_scen, settings)}
     slopes = _seed_slopes(gaps, np.log2(compression))
     test = seed_test(slopes)
     status = "ok" if test["n_seeds"] >= MIN_SEEDS_FOR_TEST else (
         f"descriptive only: {test['n_seeds']} complete seeds (a test needs ≥ {MIN_SEEDS_FOR_TEST})")
     return {**row, **test, "slope_per_seed": " ".join(f"{s:+.4f}" for s in slopes), "status": status}
+
+
+def _untestable(runs: pd.DataFrame, test_set: str, n_scen: int, settings: AnalysisSettings) -> str:
+    teacher_gain = runs.loc[runs["test_set"] == test_set, "teacher_gain"]
+    if n_scen == 0 and (teacher_gain < settings.min_teacher_gain_db).all():
+        return f"not testable: teacher gain < {settings.min_teacher_gain_db:g} dB on this test set"
+    return (f"not testable: needs ≥ {MIN_SCENARIOS} scenarios of different compression where the teacher "
+            f"gains ≥ {settings.min_teacher_gain_db:g} dB; has {n_scen}")
 
 
 def slope_tests(runs: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()) -> pd.DataFrame:
@@ -148,3 +154,17 @@ def _slope_verdict(row: pd.Series) -> str:
             "reversed: the gap shrinks with compression")
     return (f"inconclusive: slope 95 % CI [{100 * row['ci95_low']:+.1f}, {100 * row['ci95_high']:+.1f}] "
             f"percentage points per doubling of compression")
+
+
+def with_retained(table: pd.DataFrame, retained: pd.DataFrame) -> pd.DataFrame:
+    """The summary table with each student row's compression, retained fraction (95 % interval,
+    status) and its scenario's headroom, all on the headline metric."""
+    columns = {"compression": "compression", "retained_mean": f"retained_{HEADLINE}",
+               "retained_ci95_low": f"retained_{HEADLINE}_ci95_low",
+               "retained_ci95_high": f"retained_{HEADLINE}_ci95_high",
+               "status": f"retained_{HEADLINE}_status", "headroom": f"headroom_{HEADLINE}"}
+    keys = ["test_set", "scenario", "method"]
+    if retained.empty:
+        return table.assign(**{name: math.nan for name in columns.values()})
+    extra = retained[keys + list(columns)].rename(columns=columns).assign(kind="student")
+    return table.merge(extra, on=["kind", *keys], how="left")

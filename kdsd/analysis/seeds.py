@@ -141,6 +141,7 @@ def comparisons(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSetti
                                              block[base][seeds_of[base]])
                 rows.append(_comparison_row(scenario, test_set, metric, method, base, paired))
     table = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("p_holm", "verdict")])
+    table = table.sort_values(["test_set", "scenario"], kind="stable", ignore_index=True)
     return _add_verdicts(table, settings)[COMPARISON_COLUMNS]
 
 
@@ -155,3 +156,12 @@ def _add_verdicts(table: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFra
                 unit=UNITS.get(row["metric"], ""))
         for _, row in table.iterrows()]
     return table
+
+
+def missing_runs(scores: pd.DataFrame, expected) -> pd.DataFrame:
+    """Expected (scenario, method, seed) runs without scores on a test set the report covers."""
+    students = scores[scores["kind"] == "student"]
+    present = set(zip(students["scenario"], students["method"], students["seed"], students["test_set"]))
+    rows = [(c, m, s, t) for c, m, s in expected for t in sorted(scores["test_set"].unique())
+            if (c, m, s, t) not in present]
+    return pd.DataFrame(rows, columns=["scenario", "method", "seed", "test_set"])
