@@ -1,6 +1,7 @@
 """Seed-level statistics with known answers: error rates, Holm, verdicts, the retained-fraction claim."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ from scipy import stats as sps
 
 from conftest import REPO
 from kdsd.analysis.claim import retained_runs, retained_table, slope_tests
+from kdsd.analysis.pipeline import write_results
 from kdsd.analysis.seeds import comparisons, holm, seed_test, verdict
 from kdsd.analysis.settings import AnalysisSettings
 from kdsd.errors import KdsdError
@@ -247,3 +249,87 @@ def test_settings_defaults_match_the_schema_and_config_overrides():
     assert len(settings.expected_runs) == 8
     with pytest.raises(KdsdError, match=r"analysis\.min_teacher_gain_db: expected a number"):
         AnalysisSettings.from_config({"analysis": {"min_teacher_gain_db": "x"}})
+
+
+# --- end to end through the report step -------------------------------------------------------
+
+def _claim_gain(method, scenario, test_set):
+    """Every method loses more with compression; cosine loses less, except on test_flat."""
+    log2c = math.log2(TEACHER_PARAMS / SCENARIO_PARAMS[scenario])
+    kd = {"none": -0.5, "sp2step": 0.0, "cosine": 0.0 if test_set == "test_flat" else 0.4 * log2c}
+    return 8.0 * (0.9 - 0.1 * log2c) + kd[method]
+
+
+def _write_inputs(scores: pd.DataFrame, root) -> tuple[list, list, list]:
+    scores_out, histories, costs = [], [], []
+    for (model, test_set), rows in scores.groupby(["model", "test_set"]):
+        path = root / "scores" / model / f"{test_set}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(path, index=False)
+        scores_out.append(path)
+    for model, rows in scores.groupby("model"):
+        first = rows.iloc[0]
+        cost = root / "cost" / f"{model.replace('/', '_')}.json"
+        cost.parent.mkdir(parents=True, exist_ok=True)
+        cost.write_text(json.dumps({"kind": first.kind, "method": first.method, "scenario": first.scenario,
+                                    "seed": int(first.seed), "params": int(first.params),
+                                    "macs_per_s": 100.0 * first.params, "rtf_1thread": 0.01}))
+        costs.append(cost)
+    for model in ("teacher/teacher/teacher/seed0", "student/w1_8/cosine/seed1"):
+        history = root / "models" / model / "history.csv"
+        history.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"epoch": [1, 2], "train_sup": [2.0, 1.0], "valid_si_sdr": [3.0, 4.0],
+                      "best": [1, 1]}).to_csv(history, index=False)
+        histories.append(history)
+    return scores_out, histories, costs
+
+
+def test_report_states_the_claim_from_a_six_seed_three_scenario_run(tmp_path):
+    scores = simulate_scores(np.random.default_rng(11), _claim_gain, methods=("none", "sp2step", "cosine"),
+                             scenarios=tuple(SCENARIO_PARAMS), test_sets=("test_flat", "test_grow"),
+                             seed_sd=0.2)
+    scores = scores[~((scores.method == "sp2step") & (scores.seed == 6) & (scores.scenario == "w1_2"))]
+    config = {"analysis": {"equivalence_margin_db": 0.3},
+              "students": {"scenarios": {c: {} for c in SCENARIO_PARAMS},
+                           "methods": ["none", "sp2step", "cosine"], "seeds": [1, 2, 3, 4, 5, 6]}}
+    write_results(*_write_inputs(scores, tmp_path), tmp_path / "results", {"config": config})
+    results = tmp_path / "results"
+    text = (results / "summary.md").read_text()
+    opening = text.split("\n\n")[1]
+    assert opening.startswith("The paper's claim is that students distilled with `cosine`")
+    assert "against `sp2step`: supported on 1 of 2 test sets (test_grow); inconclusive on 1 of 2 test sets (test_flat)" in opening
+    assert "**Verdict: supported on 1 of 2 test sets.**" in opening
+    claim = pd.read_csv(results / "tables" / "claim.csv").set_index(["test_set", "baseline"])
+    assert claim.loc[("test_grow", "sp2step"), "p_holm"] < 0.05
+    assert claim.loc[("test_grow", "sp2step"), "mean_diff"] == pytest.approx(0.4 / 8.0, abs=0.01)
+    # the missing sp2step run is listed, and its comparison pairs only five seeds
+    assert "- students/w1_2/sp2step/seed6: no scores on test_flat, test_grow" in text
+    comps = pd.read_csv(results / "tables" / "comparisons.csv", dtype={"unpaired_seeds": str},
+                        keep_default_na=False, na_values=[""])
+    row = comps[(comps.test_set == "test_flat") & (comps.scenario == "w1_2") & (comps.metric == "si_sdr")
+                & (comps.method == "cosine") & (comps.baseline == "sp2step")].iloc[0]
+    assert row.n_seeds == 5 and str(row.unpaired_seeds) == "6"
+    line = next(x for x in text.split("### test_flat")[1].splitlines() if x.startswith("- w1_2"))
+    assert "cosine − sp2step: " in line and " over 5 seeds " in line and "Holm p = " in line
+    assert "seeds 6 have a run on one side only" in line and line.count("sign-flip p") == 1  # 6 seeds vs none
+    headline = comps[comps.family == "headline"]
+    assert len(headline) == 2 * 3 * 2 and headline.p_holm.notna().all()
+    assert (comps[comps.family == "exploratory"].p_holm.isna()).all()
+    retained = pd.read_csv(results / "tables" / "retained.csv")
+    assert set(retained.status) == {"ok"} and retained.headroom.notna().all()
+    summary = pd.read_csv(results / "tables" / "summary.csv")
+    assert {"retained_si_sdr", "retained_si_sdr_ci95_low", "headroom_si_sdr", "compression"} <= set(summary.columns)
+    for plot in ("claim", "improvements", "pareto", "learning_curves"):
+        assert (results / "plots" / f"{plot}.png").stat().st_size > 10_000, plot
+
+
+def test_reversed_result_is_worded_worse_from_six_seeds(tmp_path):
+    scores = simulate_scores(np.random.default_rng(12), lambda m, c, t: 3.0 - (1.0 if m == "cosine" else 0.0),
+                             methods=("none", "cosine"))
+    table = comparisons(scores)
+    row = _headline(table)
+    assert row.verdict == "worse" and row.ci95_high < 0 and row.p_signflip == pytest.approx(2 / 64)
+    equal = _headline(comparisons(simulate_scores(np.random.default_rng(13), lambda m, c, t: 3.0,
+                                                  methods=("none", "cosine"), seed_sd=0.02),
+                                  AnalysisSettings(equivalence_margin_db=0.2)))
+    assert equal.verdict == "equivalent within ±0.2 dB"

@@ -47,7 +47,9 @@ def _claim_clause(rows: pd.DataFrame) -> str:
     for _, row in rows.iterrows():
         key = row["verdict"].split(":")[0] if row["status"] == "ok" else row["status"]
         groups.setdefault(key, []).append(row["test_set"])
-    parts = [f"{key} on {len(sets)} of {len(rows)} test sets ({', '.join(sets)})" for key, sets in groups.items()]
+    order = ("supported", "reversed", "inconclusive")  # findings first, then what could not be tested
+    keys = sorted(groups, key=lambda k: order.index(k) if k in order else len(order))
+    parts = [f"{key} on {len(groups[key])} of {len(rows)} test sets ({', '.join(groups[key])})" for key in keys]
     return f"against `{rows.iloc[0]['baseline']}`: " + "; ".join(parts)
 
 
