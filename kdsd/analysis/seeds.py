@@ -145,17 +145,20 @@ def comparisons(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSetti
     return _add_verdicts(table, settings)[COMPARISON_COLUMNS]
 
 
-
 def _add_verdicts(table: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFrame:
     headline = table["family"] == HEADLINE_FAMILY
     table["p_holm"] = math.nan
     table.loc[headline, "p_holm"] = holm(table.loc[headline, "p_t"])
-    table["verdict"] = [
-        verdict(row, row["p_holm"] if row["family"] == HEADLINE_FAMILY else row["p_t"],
-                margin=settings.equivalence_margin_db if row["metric"] == HEADLINE else None,
-                unit=UNITS.get(row["metric"], ""))
-        for _, row in table.iterrows()]
+    table["verdict"] = [_row_verdict(row, settings) for _, row in table.iterrows()]
     return table
+
+
+def _row_verdict(row: pd.Series, settings: AnalysisSettings) -> str:
+    headline = row["family"] == HEADLINE_FAMILY
+    text = verdict(row, row["p_holm"] if headline else row["p_t"],
+                   margin=settings.equivalence_margin_db if row["metric"] == HEADLINE else None,
+                   unit=UNITS.get(row["metric"], ""))
+    return text if headline or text not in ("better", "worse") else f"{text} (exploratory, uncorrected)"
 
 
 def missing_runs(scores: pd.DataFrame, expected) -> pd.DataFrame:

@@ -82,7 +82,8 @@ def claim_paragraph(analysis: Analysis) -> str:
              f"(≥ {MIN_SCENARIOS} needed) and t-tests the slopes over seeds (≥ {MIN_SEEDS_FOR_TEST} needed), "
              f"Holm-corrected over baselines × test sets.")
     if slopes.empty:
-        return claim + f" This run has no `{PROPOSED}` students and baselines to compare: **not testable.**"
+        return claim + (f" This run has no `{PROPOSED}` students with a baseline ({', '.join(BASELINES)}) to "
+                        f"compare against: **not testable.**")
     clauses = [_claim_clause(rows) for _, rows in slopes.groupby("baseline", sort=False)]
     return f"{claim} Result {'; '.join(clauses)}. {_claim_verdict(slopes)}"
 
@@ -137,7 +138,9 @@ def headline_section(analysis: Analysis) -> str:
             f"{' and '.join(BASELINES)}, every scenario and test set) rejects at {ALPHA}; \"equivalent "
             f"within ±{analysis.settings.equivalence_margin_db:g} dB\" when the whole interval lies inside "
             f"that margin; otherwise inconclusive, with the interval.")
-    if n_seeds < MIN_SEEDS_FOR_TEST:
+    if headline.empty:
+        note += f" **This run has no `{PROPOSED}` students with a baseline: no headline comparison.**"
+    elif n_seeds < MIN_SEEDS_FOR_TEST:
         note += (f" **This run has at most {_count(n_seeds, 'paired seed')} per comparison, fewer than "
                  f"{MIN_SEEDS_FOR_TEST}: the comparisons below are descriptive only, and no p-values are "
                  f"given.**")
