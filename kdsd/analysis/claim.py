@@ -127,7 +127,7 @@ def _slope_row(runs: pd.DataFrame, test_set: str, base: str, settings: AnalysisS
 def _untestable(runs: pd.DataFrame, test_set: str, n_scen: int, settings: AnalysisSettings) -> str:
     teacher_gain = runs.loc[runs["test_set"] == test_set, "teacher_gain"]
     if n_scen == 0 and (teacher_gain < settings.min_teacher_gain_db).all():
-        return f"not testable: teacher gain < {settings.min_teacher_gain_db:g} dB on this test set"
+        return f"not testable: teacher gain < {settings.min_teacher_gain_db:g} dB"
     return (f"not testable: needs ≥ {MIN_SCENARIOS} scenarios of different compression where the teacher "
             f"gains ≥ {settings.min_teacher_gain_db:g} dB; has {n_scen}")
 

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from kdsd.analysis.stats import (  # noqa: E402
     HEADLINE, KIND_ORDER, method_rank, run_means)
@@ -132,12 +132,27 @@ def _point_styles(rows: pd.DataFrame) -> dict[str, tuple]:
 def _pareto_panel(ax, rows: pd.DataFrame, metric: str, style: dict) -> None:
     y, err = rows[f"{metric}_i_mean"], rows[f"{metric}_i_std"].fillna(0.0)
     x = rows["macs_per_s"] / 1e6
-    for model, xi, yi, ei in zip(rows["model"], x, y, err):
+    methods = list(dict.fromkeys(rows["method"]))
+    for model, method, xi, yi, ei in zip(rows["model"], rows["method"], x, y, err):
         color, marker = style[model]
-        ax.errorbar(xi, yi, yerr=ei, fmt=marker, color=color, capsize=3, markersize=6)
+        ax.errorbar(xi * _dodge(methods.index(method), len(methods)), yi, yerr=ei, fmt=marker,
+                    color=color, capsize=3, markersize=6)
     front = _pareto_front(x.to_numpy(), y.to_numpy())
     ax.plot(x.to_numpy()[front], y.to_numpy()[front], "--", color="0.5", linewidth=0.8)
     ax.set(xscale="log", xlabel="MMAC per second of audio (log)", ylabel=f"Δ{metric_label(metric)}")
+    _plain_log_ticks(ax)
+
+
+def _dodge(index: int, count: int, step: float = 0.04) -> float:
+    """Factor that spreads points of equal x side by side on a log axis (±step/2 octaves each)."""
+    return 2 ** (step * (index - (count - 1) / 2))
+
+
+def _plain_log_ticks(ax) -> None:
+    """Log x axis labelled '2', '10', '50' on major ticks only: no crowded minor 'a×10^b' labels."""
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_claim(runs: pd.DataFrame, retained: pd.DataFrame, out_png: str | os.PathLike) -> Path:
@@ -170,11 +185,12 @@ def _claim_panel(ax, runs: pd.DataFrame, retained: pd.DataFrame, colors: dict) -
     test_set = retained["test_set"].iloc[0]
     ok = retained[retained["status"] == "ok"].sort_values("compression")
     ax.set_title(f"{test_set} (teacher Δ{metric_label(HEADLINE)} "
-                 f"{retained['teacher_gain'].mean():+.1f} dB)", fontsize=9)
+                 f"{retained['teacher_gain'].mean():+.2f} dB)", fontsize=9)
     ax.axhline(1.0, color="0.3", linewidth=0.8, linestyle=":")
     ax.set(xscale="log", xlabel="compression: teacher / student params (log)", ylabel="retained fraction")
     compressions = sorted(retained["compression"].unique())
-    ax.set_xticks(compressions, [f"{c:.0f}×" for c in compressions])
+    ax.set_xlim(compressions[0] / 1.5, compressions[-1] * 1.5)
+    ax.set_xticks(compressions, [f"{c:.3g}×" for c in compressions])
     ax.minorticks_off()
     if ok.empty:
         ax.text(0.5, 0.5, "\n".join(sorted(set(retained["status"]))), transform=ax.transAxes,
@@ -182,7 +198,7 @@ def _claim_panel(ax, runs: pd.DataFrame, retained: pd.DataFrame, colors: dict) -
         return
     methods = list(colors)
     for method, rows in ok.groupby("method", sort=False):
-        shift = 2 ** (0.06 * (methods.index(method) - (len(methods) - 1) / 2))  # side by side, log-x
+        shift = _dodge(methods.index(method), len(methods), step=0.06)
         low = (rows["retained_mean"] - rows["retained_ci95_low"]).fillna(0).to_numpy()
         high = (rows["retained_ci95_high"] - rows["retained_mean"]).fillna(0).to_numpy()
         ax.errorbar(rows["compression"] * shift, rows["retained_mean"], yerr=[low, high], marker="o",

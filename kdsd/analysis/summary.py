@@ -45,7 +45,8 @@ def _claim_clause(rows: pd.DataFrame) -> str:
     """'against sp2step: supported on 1 of 5 test sets (test_a), inconclusive on 4'."""
     groups = {}
     for _, row in rows.iterrows():
-        key = row["verdict"].split(":")[0] if row["status"] == "ok" else row["status"]
+        word, _, reason = (row["verdict"] if row["status"] == "ok" else row["status"]).partition(": ")
+        key = word if row["status"] == "ok" else f"{word} ({reason})"  # 'not testable (teacher gain < 1 dB)'
         groups.setdefault(key, []).append(row["test_set"])
     order = ("supported", "reversed", "inconclusive")  # findings first, then what could not be tested
     keys = sorted(groups, key=lambda k: order.index(k) if k in order else len(order))
