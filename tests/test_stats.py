@@ -333,3 +333,16 @@ def test_reversed_result_is_worded_worse_from_six_seeds(tmp_path):
                                                   methods=("none", "cosine"), seed_sd=0.02),
                                   AnalysisSettings(equivalence_margin_db=0.2)))
     assert equal.verdict == "equivalent within ±0.2 dB"
+
+
+def test_report_cli_refuses_a_bad_analysis_setting_in_one_line(tmp_path, capsys):
+    from kdsd.cli import main
+
+    scores = simulate_scores(np.random.default_rng(14), lambda m, c, t: 2.0, seeds=1)
+    paths, histories, costs = _write_inputs(scores, tmp_path)
+    provenance = json.dumps({"config": {"analysis": {"equivalence_margin_db": -0.1}}})
+    code = main(["report", "--scores", *map(str, paths), "--histories", *map(str, histories),
+                 "--costs", *map(str, costs), "--out-dir", str(tmp_path / "out"), "--provenance-json", provenance])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "kdsd: error: config analysis.equivalence_margin_db: expected a number ≥ 0, got -0.1"
+    assert not (tmp_path / "out").exists()  # refused before anything is written

@@ -56,9 +56,10 @@ def analyse(scores: pd.DataFrame, costs: pd.DataFrame, settings: AnalysisSetting
 
 def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, provenance: dict) -> None:
     out_dir = Path(out_dir)
+    settings = AnalysisSettings.from_config(provenance.get("config"))  # a bad setting stops before any work
     scores = load_scores(score_paths)
     costs = load_costs(cost_paths)
-    analysis = analyse(scores, costs, AnalysisSettings.from_config(provenance.get("config")))
+    analysis = analyse(scores, costs, settings)
     write_tables(analysis.table, out_dir / "tables" / "summary.csv", out_dir / "tables" / "summary.md")
     write_csv(analysis.comparisons, out_dir / "tables" / "comparisons.csv")
     write_csv(analysis.retained, out_dir / "tables" / "retained.csv")
