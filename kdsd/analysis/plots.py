@@ -258,7 +258,9 @@ def plot_learning_curves(history_paths: Mapping[str, str | os.PathLike],
     ax_val.set(xlabel="epoch", ylabel="valid SI-SDR (dB)", title="Validation SI-SDR (★ = best)")
     for ax in (ax_loss, ax_val):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_val.legend(fontsize="small", frameon=False)
     sns.despine(fig)
     fig.tight_layout()
+    # Outside the panels, in columns of at most 20: one line per run would not fit inside them.
+    fig.legend(*ax_val.get_legend_handles_labels(), fontsize="small", frameon=False, loc="upper left",
+               bbox_to_anchor=(1.0, 1.0), ncols=math.ceil(len(histories) / 20))
     return save_figure(fig, out_png)
