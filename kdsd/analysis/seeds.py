@@ -119,7 +119,8 @@ def _comparison_row(scenario, test_set, metric, method, base, paired) -> dict:
     }
 
 
-def comparisons(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()) -> pd.DataFrame:
+def comparisons(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings(),
+                metrics=METRICS) -> pd.DataFrame:
     """One row per scenario × test set × metric × (method, baseline) with the seed-level test.
 
     Columns: family (headline = cosine vs a baseline on the headline metric, Holm-corrected
@@ -128,14 +129,14 @@ def comparisons(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSetti
     unpaired seeds (a run missing on one side), n_utts and n_dropped_utts (NaN in any run).
     """
     students = scores[scores["kind"] == "student"]
-    gains = [f"{m}_i" for m in METRICS]
+    gains = [f"{m}_i" for m in metrics]
     rows = []
     for (scenario, test_set), group in students.groupby(["scenario", "test_set"], sort=True):
         wide = group.set_index(["utt_id", "method", "seed"])[gains].unstack(["method", "seed"])
         # unstack makes every method × seed column; keep only the runs that exist
         seeds_of = group.groupby("method")["seed"].unique().map(sorted)
         for method, base in comparison_pairs(seeds_of.index):
-            for metric in METRICS:
+            for metric in metrics:
                 block = wide[f"{metric}_i"]
                 paired = _paired_differences(block[method][seeds_of[method]],
                                              block[base][seeds_of[base]])
