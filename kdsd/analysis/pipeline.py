@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdsd.analysis.plots import plot_improvements, plot_learning_curves, plot_pareto
+from kdsd.analysis.claim import retained_runs, retained_table, slope_tests, with_retained
+from kdsd.analysis.plots import plot_claim, plot_improvements, plot_learning_curves, plot_pareto
+from kdsd.analysis.seeds import comparisons, missing_runs
+from kdsd.analysis.settings import AnalysisSettings
 from kdsd.analysis.stats import load_scores, summary_table
-from kdsd.analysis.summary import unscored_section, write_summary
+from kdsd.analysis.summary import Analysis, unscored_section, write_summary
 from kdsd.analysis.tables import write_tables
 from kdsd.atomic import write_csv
 from kdsd.provenance import versions
@@ -41,15 +44,30 @@ def unavailable_references(costs: pd.DataFrame) -> list[str]:
             f"{r.reason}" for r in missing.itertuples()]
 
 
+def analyse(scores: pd.DataFrame, costs: pd.DataFrame, settings: AnalysisSettings) -> Analysis:
+    """Model table (with costs, retained fraction, headroom), seed-level comparisons, claim tests."""
+    runs = retained_runs(scores, settings)
+    retained = retained_table(runs, settings)
+    table = with_retained(with_costs(summary_table(scores), costs), retained)
+    return Analysis(table=table, comparisons=comparisons(scores, settings), runs=runs, retained=retained,
+                    slopes=slope_tests(runs, settings), missing=missing_runs(scores, settings.expected_runs),
+                    settings=settings)
+
+
 def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, provenance: dict) -> None:
     out_dir = Path(out_dir)
+    settings = AnalysisSettings.from_config(provenance.get("config"))  # a bad setting stops before any work
     scores = load_scores(score_paths)
     costs = load_costs(cost_paths)
-    table = with_costs(summary_table(scores), costs)
-    write_tables(table, out_dir / "tables" / "summary.csv", out_dir / "tables" / "summary.md")
+    analysis = analyse(scores, costs, settings)
+    write_tables(analysis.table, out_dir / "tables" / "summary.csv", out_dir / "tables" / "summary.md")
+    write_csv(analysis.comparisons, out_dir / "tables" / "comparisons.csv")
+    write_csv(analysis.retained, out_dir / "tables" / "retained.csv")
+    write_csv(analysis.slopes, out_dir / "tables" / "claim.csv")
     write_csv(costs, out_dir / "tables" / "cost.csv")
     plot_improvements(scores, out_dir / "plots" / "improvements.png")
-    plot_pareto(table, out_dir / "plots" / "pareto.png")
+    plot_pareto(analysis.table, out_dir / "plots" / "pareto.png")
+    plot_claim(analysis.runs, analysis.retained, out_dir / "plots" / "claim.png")
     plot_learning_curves({model_id(p): p for p in history_paths}, out_dir / "plots" / "learning_curves.png")
-    write_summary(table, out_dir / "summary.md", provenance={**versions(), **provenance},
+    write_summary(analysis, out_dir / "summary.md", provenance={**versions(), **provenance},
                   unscored="\n".join([unscored_section(scores), *unavailable_references(costs)]))

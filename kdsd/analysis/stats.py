@@ -1,4 +1,4 @@
-"""Per-utterance scores → per-run means → per-model summary with seed spread and paired tests.
+"""Per-utterance scores → per-run means → per-model summary with the spread over seeds.
 
 Aggregation is two-level on purpose: utterances are averaged within a run (one seed), and the
 spread (std, CI) is taken over seeds, so the error bars describe training variability rather
@@ -6,9 +6,7 @@ than the (much larger, and not independent across models) utterance variability.
 """
 from __future__ import annotations
 
-import math
 import os
-import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -20,9 +18,6 @@ from kdsd.metrics import METRICS  # one list for scoring and reporting: input_<m
 
 HEADLINE = "si_sdr"
 BASELINES: tuple[str, ...] = ("none", "sp2step")
-ALPHA = 0.05
-# Below 6 pairs the exact two-sided signed-rank p can never drop under 0.05 (2/2**5 = 0.0625).
-MIN_PAIRS = 6
 CI_LEVEL = 0.95
 
 RUN_KEYS = ["kind", "method", "scenario", "seed", "test_set"]
@@ -154,46 +149,6 @@ def _seed_aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     return out.copy().reset_index()
 
 
-def _add_retained(table: pd.DataFrame) -> None:
-    teacher = table[table["kind"] == "teacher"].groupby("test_set")
-    is_student = table["kind"] == "student"
-    for m in METRICS:
-        ref = table["test_set"].map(teacher[f"{m}_i_mean"].mean())
-        ref = ref.where(ref != 0)  # a zero teacher gain makes the ratio meaningless
-        table[f"retained_{m}"] = (table[f"{m}_i_mean"] / ref).where(is_student)
-
-
-def paired_wilcoxon(x: pd.Series, y: pd.Series) -> float:
-    """Two-sided signed-rank p over utterances aligned on the index; NaN with < MIN_PAIRS pairs."""
-    pairs = pd.concat([x.rename("x"), y.rename("y")], axis=1, join="inner").dropna()
-    if len(pairs) < MIN_PAIRS:
-        return math.nan
-    diff = pairs["x"] - pairs["y"]
-    if (diff == 0).all():
-        return 1.0  # scipy warns and returns 1.0 via a 0/0; say it directly
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(sps.wilcoxon(pairs["x"], pairs["y"]).pvalue)
-
-
-def _add_pvalues(table: pd.DataFrame, scores: pd.DataFrame) -> None:
-    students = scores[scores["kind"] == "student"]
-    # Per-utterance values averaged over seeds, so each utterance is one pair.
-    per_utt = students.groupby(["scenario", "test_set", "method", "utt_id"])[list(METRICS)].mean()
-    available = set(per_utt.index.droplevel("utt_id"))
-    for base in BASELINES:
-        for m in METRICS:
-            table[f"p_vs_{base}_{m}"] = math.nan
-        for idx, row in table[table["kind"] == "student"].iterrows():
-            me = (row["scenario"], row["test_set"], row["method"])
-            ref = (row["scenario"], row["test_set"], base)
-            if row["method"] == base or ref not in available:
-                continue
-            for m in METRICS:
-                table.at[idx, f"p_vs_{base}_{m}"] = paired_wilcoxon(
-                    per_utt.loc[me, m], per_utt.loc[ref, m])
-
-
 def method_rank(method: str) -> int:
     """Baselines first (in BASELINES order), then every other method."""
     return BASELINES.index(method) if method in BASELINES else len(BASELINES)
@@ -214,16 +169,13 @@ def _sort(table: pd.DataFrame) -> pd.DataFrame:
 def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per (kind, method, scenario, test_set), plus a ``kind == "input"`` row per test set.
 
-    Per metric column c in (m, m_i): c_mean / c_std / c_ci95 over seed run means, c_n_seeds,
-    c_n_utts (finite utterance scores pooled over seeds), c_n_nan; then retained_m and
-    p_vs_<baseline>_m.
+    Per metric column c in (m, m_i): c_mean / c_std / c_ci95 (half-width of the 95 % t interval)
+    over seed run means, c_n_seeds, c_n_utts (finite utterance scores pooled over seeds), c_n_nan.
+    Method comparisons live in :mod:`kdsd.analysis.seeds`, the retained fraction in
+    :mod:`kdsd.analysis.claim`.
     """
     combined = pd.concat([_input_pseudo_scores(scores), scores], ignore_index=True)
-    table = _seed_aggregate(run_means(combined))
-    table = table.copy()  # defragment before adding the derived columns one by one
-    _add_retained(table)
-    _add_pvalues(table, scores)
-    return _sort(table.copy())
+    return _sort(_seed_aggregate(run_means(combined)))
 
 
 def format_mean_std(mean: float, std: float, digits: int = 2) -> str:

@@ -1,4 +1,5 @@
-"""Summary table → machine-readable CSV and one compact Markdown table per test set."""
+"""Tables → machine-readable CSVs and compact Markdown: models per test set, seed-level method
+comparisons, and the retained fraction against compression."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdsd.analysis.stats import ALPHA, HEADLINE, format_mean_std
+from kdsd.analysis.seeds import ALPHA, HEADLINE_FAMILY
+from kdsd.analysis.stats import HEADLINE, format_mean_std
 from kdsd.atomic import write_csv, write_text
 
 METRIC_LABELS = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "ESTOI",
@@ -65,22 +67,54 @@ def _markdown_row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def format_interval(low: float, high: float, digits: int = 2, scale: float = 1.0) -> str:
+    """'[-0.12, +0.40]', or '–' without an interval."""
+    if pd.isna(low) or pd.isna(high):
+        return "–"
+    return f"[{scale * low:+.{digits}f}, {scale * high:+.{digits}f}]"
+
+
+def format_retained(mean: float, low: float, high: float, status: str) -> str:
+    """'62.0 % [51.2, 72.8]', or the reason there is no number ('n/a: teacher gain < 1 dB')."""
+    if status != "ok":
+        return str(status)
+    if pd.isna(low) or pd.isna(high):
+        return _format_percent(mean)
+    return f"{_format_percent(mean)} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
 def markdown_table(rows: pd.DataFrame) -> str:
-    """One compact Markdown table for the rows of a single test set."""
-    head = ["Model", *(metric_label(m) for m in TABLE_METRICS), f"Δ{metric_label(HEADLINE)}",
-            "Params", "MMAC/s", "RTF", f"Retained Δ{metric_label(HEADLINE)}",
-            f"p vs none ({metric_label(HEADLINE)})"]
+    """One compact Markdown table for the rows of a single test set (model summaries)."""
+    gain = f"Δ{metric_label(HEADLINE)}"
+    head = ["Model", *(metric_label(m) for m in TABLE_METRICS), gain, f"{gain} 95 % CI",
+            "Params", "MMAC/s", "RTF", f"Retained {gain} [95 % CI]"]
     lines = [_markdown_row(head), _markdown_row(["---"] + ["---:"] * (len(head) - 1))]
     for _, row in rows.iterrows():
         cells = [model_label(row)]
         cells += [format_mean_std(row[f"{m}_mean"], row[f"{m}_std"], metric_digits(m)) for m in TABLE_METRICS]
-        cells.append(format_mean_std(row[f"{HEADLINE}_i_mean"], row[f"{HEADLINE}_i_std"],
-                                     metric_digits(HEADLINE)))
+        mean, half = row[f"{HEADLINE}_i_mean"], row[f"{HEADLINE}_i_ci95"]
+        cells += [format_mean_std(mean, row[f"{HEADLINE}_i_std"], metric_digits(HEADLINE)),
+                  format_interval(mean - half, mean + half)]
         cells += [format_params(row["params"]), _format_cost(row.get("macs_per_s"), 1e-6, 1),
-                  _format_cost(row.get("rtf_1thread"), 1.0, 4), _format_percent(row[f"retained_{HEADLINE}"]),
-                  format_pvalue(row[f"p_vs_none_{HEADLINE}"])]
+                  _format_cost(row.get("rtf_1thread"), 1.0, 4), _retained_cell(row)]
         lines.append(_markdown_row(cells))
     return "\n".join(lines)
+
+
+def _retained_cell(row: pd.Series) -> str:
+    status = row.get(f"retained_{HEADLINE}_status")
+    if row["kind"] != "student" or status is None or pd.isna(status):
+        return "–"
+    prefix = f"retained_{HEADLINE}"
+    return format_retained(row[prefix], row[f"{prefix}_ci95_low"], row[f"{prefix}_ci95_high"], status)
+
+
+MODEL_LEGEND = (f"Metric columns: mean ± SD (standard deviation, not an interval) over seeds of per-run "
+                f"utterance means; 95 % CI: Student-t interval over seeds (– with one seed). MMAC/s: "
+                f"million multiply-accumulates per second of 16 kHz audio (PyTorch FLOP counter; "
+                f"convolutions only). RTF: real-time factor on one CPU thread. Retained = student "
+                f"Δ{metric_label(HEADLINE)} / teacher Δ{metric_label(HEADLINE)} on the same utterances, "
+                f"mean and 95 % t interval over seeds, only where the teacher gains enough.")
 
 
 def markdown_tables(table: pd.DataFrame, heading_level: int = 3) -> str:
@@ -88,12 +122,74 @@ def markdown_tables(table: pd.DataFrame, heading_level: int = 3) -> str:
     hashes = "#" * heading_level
     blocks = [f"{hashes} {test_set}\n\n{markdown_table(rows)}"
               for test_set, rows in table.groupby("test_set", sort=False)]
-    legend = (f"Mean ± std over seeds of per-run utterance means. MMAC/s: million multiply-"
-              f"accumulates per second of 16 kHz audio (PyTorch FLOP counter; convolutions only). "
-              f"RTF: real-time factor on one CPU thread. Retained = student Δ / teacher Δ. "
-              f"p: paired Wilcoxon signed-rank over utterances (seed-averaged) against the `none` "
-              f"student of the same scenario; * p < {ALPHA}.")
-    return "\n\n".join(blocks + [legend]) + "\n"
+    return "\n\n".join(blocks + [MODEL_LEGEND]) + "\n"
+
+
+def comparison_table(comparisons: pd.DataFrame) -> str:
+    """Markdown: one row per comparison, its per-seed test and verdict (all families given)."""
+    head = ["Test set", "Scenario", "Comparison", "Family", "Seeds", "Utterances (dropped)",
+            "Mean Δ", "95 % CI", "p (t)", "p (sign-flip)", "p (Holm)", "Verdict"]
+    lines = [_markdown_row(head), _markdown_row(["---"] * 4 + ["---:"] * 7 + ["---"])]
+    for _, row in comparisons.iterrows():
+        unit = " dB" if row["metric"] == HEADLINE else ""
+        mean = "–" if pd.isna(row["mean_diff"]) else f"{row['mean_diff']:+.2f}{unit}"
+        lines.append(_markdown_row([
+            row["test_set"], row["scenario"], f"{row['method']} − {row['baseline']}", row["family"],
+            str(row["n_seeds"]), f"{row['n_utts']} ({row['n_dropped_utts']})", mean,
+            format_interval(row["ci95_low"], row["ci95_high"]), format_pvalue(row["p_t"]),
+            format_pvalue(row["p_signflip"]), format_pvalue(row["p_holm"]), row["verdict"]]))
+    return "\n".join(lines)
+
+
+COMPARISON_LEGEND = (
+    f"Per-seed paired differences of Δ{metric_label(HEADLINE)} (method − baseline, same seed), each the "
+    f"mean over the utterances scored in every run of the comparison (dropped: NaN in some run); "
+    f"Mean Δ and its 95 % t interval over seeds (df = seeds − 1); p (t): one-sample t-test of the "
+    f"per-seed differences (≥ 3 seeds); p (sign-flip): exact sign-flip permutation test (≥ 6 seeds); "
+    f"p (Holm): Holm-corrected over the {HEADLINE_FAMILY} family (cosine against none and sp2step, "
+    f"every scenario and test set, Δ{metric_label(HEADLINE)}). Exploratory rows are uncorrected and "
+    f"never a verdict on the paper's claim; other metrics are in comparisons.csv.")
+
+
+def retained_markdown(retained: pd.DataFrame) -> str:
+    """Markdown: per test set × scenario, compression, teacher gain, headroom, retained per method."""
+    if retained.empty:
+        return "No student runs."
+    methods = sorted(retained["method"].unique(), key=lambda m: (m != "none", m != "sp2step", m))
+    gain = f"Δ{metric_label(HEADLINE)}"
+    head = ["Test set", "Scenario", "Compression", f"Teacher {gain}", "Headroom over none",
+            *(f"{m} retained [95 % CI]" for m in methods)]
+    lines = [_markdown_row(head), _markdown_row(["---"] * 2 + ["---:"] * (len(head) - 2))]
+    for (test_set, scenario), rows in retained.groupby(["test_set", "scenario"], sort=True):
+        by_method = rows.set_index("method")
+        first = rows.iloc[0]
+        cells = [test_set, scenario, f"{first['compression']:.1f}×", f"{first['teacher_gain']:+.2f} dB",
+                 "–" if pd.isna(first["headroom"]) else f"{first['headroom']:+.2f} dB"]
+        cells += [_method_retained(by_method, m) for m in methods]
+        lines.append(_markdown_row(cells))
+    return "\n".join(lines)
+
+
+def _method_retained(by_method: pd.DataFrame, method: str) -> str:
+    if method not in by_method.index:
+        return "not run"
+    row = by_method.loc[method]
+    return format_retained(row["retained_mean"], row["retained_ci95_low"], row["retained_ci95_high"],
+                           row["status"])
+
+
+def slope_markdown(slopes: pd.DataFrame) -> str:
+    """Markdown: the claim test per test set × baseline."""
+    head = ["Test set", "Comparison", "Scenarios", "Seeds", "Slope (pp / doubling)", "95 % CI",
+            "p (t)", "p (Holm)", "Verdict"]
+    lines = [_markdown_row(head), _markdown_row(["---"] * 3 + ["---:"] * 5 + ["---"])]
+    for _, row in slopes.iterrows():
+        slope = "–" if pd.isna(row["mean_diff"]) else f"{100 * row['mean_diff']:+.1f}"
+        lines.append(_markdown_row([
+            row["test_set"], f"{row['method']} − {row['baseline']}", str(row["n_scenarios"]),
+            str(row["n_seeds"]), slope, format_interval(row["ci95_low"], row["ci95_high"], 1, 100),
+            format_pvalue(row["p_t"]), format_pvalue(row["p_holm"]), row["verdict"]]))
+    return "\n".join(lines)
 
 
 def write_tables(table: pd.DataFrame, csv_path: str | os.PathLike,

@@ -1,4 +1,5 @@
-# Stage 5: tables (mean ± std over seeds), plots and summary, all wrapped for the HTML report.
+# Stage 5: tables (mean ± SD and 95 % intervals over seeds), seed-level method comparisons, the
+# retained-fraction claim, plots and summary, all wrapped for the HTML report.
 
 
 rule report_results:
@@ -11,6 +12,12 @@ rule report_results:
         table_csv=report(f"{RESULTS}/tables/summary.csv", caption="../report/table.rst",
                          category="Results", labels={"table": "summary (CSV)"}),
         table_md=f"{RESULTS}/tables/summary.md",
+        comparisons=report(f"{RESULTS}/tables/comparisons.csv", caption="../report/comparisons.rst",
+                           category="Results", labels={"table": "method comparisons over seeds (CSV)"}),
+        retained=f"{RESULTS}/tables/retained.csv",
+        claim_csv=f"{RESULTS}/tables/claim.csv",
+        claim=report(f"{RESULTS}/plots/claim.png", caption="../report/claim.rst", category="Results",
+                     labels={"figure": "retained fraction vs compression (the paper's claim)"}),
         cost_csv=report(f"{RESULTS}/tables/cost.csv", caption="../report/cost.rst",
                         category="Model cost", labels={"table": "cost per model (CSV)"}),
         pareto=report(f"{RESULTS}/plots/pareto.png", caption="../report/pareto.rst",

@@ -1,0 +1,170 @@
+"""The paper's claim: cosine students keep more of the teacher's improvement as mismatch grows.
+
+Per run: retained fraction = student gain / teacher gain on the headline metric, both over one
+utterance set per scenario × test set (finite for the teacher and every student run), and only
+where the teacher gains at least ``min_teacher_gain_db`` (a ratio to a near-zero gain explodes or
+flips sign). Scenarios are placed on a compression axis (teacher params / student params). The
+test, with the seed as unit: per seed, the least-squares slope of the (cosine − baseline) retained
+gap against log2 compression across scenarios; the slopes are t-tested over seeds, Holm-corrected
+over baselines × test sets.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from kdsd.analysis.seeds import ALPHA, MIN_SEEDS_FOR_TEST, PROPOSED, holm, seed_test
+from kdsd.analysis.settings import AnalysisSettings
+from kdsd.analysis.stats import BASELINES, HEADLINE
+
+GAIN = f"{HEADLINE}_i"
+MIN_SCENARIOS = 3  # a slope through two points has no residual: the claim needs a trend
+RUN_COLUMNS = ["test_set", "scenario", "method", "seed", "compression", "teacher_gain", "gain",
+               "retained", "n_utts", "n_dropped_utts"]
+
+
+def _teacher_params(scores: pd.DataFrame) -> float:
+    params = scores.loc[scores["kind"] == "teacher", "params"]
+    return float(params.median()) if len(params) else math.nan
+
+
+def retained_runs(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()) -> pd.DataFrame:
+    """One row per student run: compression, teacher gain, student gain, retained fraction.
+
+    ``retained`` is NaN where the teacher gains < ``settings.min_teacher_gain_db`` on that
+    test set (or where nothing was scorable).
+    """
+    teacher_params = _teacher_params(scores)
+    teacher = scores[scores["kind"] == "teacher"].groupby(["test_set", "utt_id"])[GAIN].mean()
+    students = scores[scores["kind"] == "student"]
+    frames = []
+    for (test_set, scenario), group in students.groupby(["test_set", "scenario"], sort=True):
+        wide = group.set_index(["utt_id", "method", "seed"])[GAIN].unstack(["method", "seed"])
+        runs = list(dict.fromkeys(zip(group["method"], group["seed"])))
+        wide = wide[runs]
+        teacher_gain = teacher.get(test_set, pd.Series(dtype=float)).reindex(wide.index)
+        keep = wide.notna().all(axis=1) & teacher_gain.notna()
+        t_gain = float(teacher_gain[keep].mean()) if keep.any() else math.nan
+        frame = pd.DataFrame({"method": [m for m, _ in runs], "seed": [s for _, s in runs],
+                              "gain": wide.loc[keep].mean(axis=0).to_numpy() if keep.any() else math.nan})
+        frame["test_set"], frame["scenario"] = test_set, scenario
+        frame["compression"] = teacher_params / float(group["params"].median())
+        frame["teacher_gain"] = t_gain
+        eligible = t_gain >= settings.min_teacher_gain_db
+        frame["retained"] = frame["gain"] / t_gain if eligible else math.nan
+        frame["n_utts"], frame["n_dropped_utts"] = int(keep.sum()), int((~keep).sum())
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[RUN_COLUMNS]
+
+
+def retained_table(runs: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()) -> pd.DataFrame:
+    """Per test set × scenario × method: retained fraction mean with its 95 % t interval over seeds,
+    the teacher gain and headroom (teacher gain − mean gain of the `none` students), and a status
+    ("ok" or why there is no number)."""
+    rows = []
+    for (test_set, scenario, method), group in runs.groupby(["test_set", "scenario", "method"], sort=True):
+        test = seed_test(group["retained"])
+        teacher_gain = group["teacher_gain"].iloc[0]
+        rows.append({"test_set": test_set, "scenario": scenario, "method": method,
+                     "compression": group["compression"].iloc[0], "teacher_gain": teacher_gain,
+                     "gain_mean": group["gain"].mean(), "n_seeds": len(group),
+                     "retained_mean": test["mean_diff"], "retained_ci95_low": test["ci95_low"],
+                     "retained_ci95_high": test["ci95_high"],
+                     "status": retained_status(teacher_gain, settings),
+                     "n_utts": group["n_utts"].iloc[0], "n_dropped_utts": group["n_dropped_utts"].iloc[0]})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    none_gain = table[table["method"] == "none"].set_index(["test_set", "scenario"])["gain_mean"]
+    key = pd.MultiIndex.from_frame(table[["test_set", "scenario"]])
+    table["headroom"] = table["teacher_gain"].to_numpy() - none_gain.reindex(key).to_numpy()
+    return table
+
+
+def retained_status(teacher_gain: float, settings: AnalysisSettings) -> str:
+    """"ok", or why the retained fraction is not given."""
+    if pd.isna(teacher_gain):
+        return "n/a: no teacher scores"
+    if teacher_gain < settings.min_teacher_gain_db:
+        return f"n/a: teacher gain < {settings.min_teacher_gain_db:g} dB"
+    return "ok"
+
+
+def _seed_slopes(gaps: pd.DataFrame, log_compression: pd.Series) -> np.ndarray:
+    """Least-squares slope of each seed's gap (rows: scenarios, columns: seeds) on log compression.
+
+    Only seeds with every scenario present take part."""
+    complete = gaps.dropna(axis=1)
+    x = log_compression.reindex(complete.index).to_numpy()
+    return np.array([np.polyfit(x, complete[s].to_numpy(), 1)[0] for s in complete.columns])
+
+
+def _slope_row(runs: pd.DataFrame, test_set: str, base: str, settings: AnalysisSettings) -> dict:
+    row = {"test_set": test_set, "method": PROPOSED, "baseline": base}
+    eligible = runs[(runs["test_set"] == test_set) & runs["retained"].notna()]
+    retained = eligible.pivot_table(index="scenario", columns=["method", "seed"], values="retained")
+    compression = eligible.groupby("scenario")["compression"].first()
+    if PROPOSED in retained.columns.get_level_values(0) and base in retained.columns.get_level_values(0):
+        gaps = (retained[PROPOSED] - retained[base]).dropna(axis=0, how="all")
+    else:
+        gaps = pd.DataFrame()
+    n_scen = int(np.log2(compression.reindex(gaps.index)).round(6).nunique()) if len(gaps) else 0
+    row["scenarios"] = " ".join(gaps.index)
+    row["n_scenarios"] = n_scen
+    if n_scen < MIN_SCENARIOS:
+        return {**row, **seed_test([]), "slope_per_seed": "", "status": _untestable(runs, test_set, n_scen, settings)}
+    slopes = _seed_slopes(gaps, np.log2(compression))
+    test = seed_test(slopes)
+    status = "ok" if test["n_seeds"] >= MIN_SEEDS_FOR_TEST else (
+        f"descriptive only: {test['n_seeds']} complete seeds (a test needs ≥ {MIN_SEEDS_FOR_TEST})")
+    return {**row, **test, "slope_per_seed": " ".join(f"{s:+.4f}" for s in slopes), "status": status}
+
+
+def _untestable(runs: pd.DataFrame, test_set: str, n_scen: int, settings: AnalysisSettings) -> str:
+    teacher_gain = runs.loc[runs["test_set"] == test_set, "teacher_gain"]
+    if n_scen == 0 and (teacher_gain < settings.min_teacher_gain_db).all():
+        return f"not testable: teacher gain < {settings.min_teacher_gain_db:g} dB"
+    return (f"not testable: needs ≥ {MIN_SCENARIOS} scenarios of different compression where the teacher "
+            f"gains ≥ {settings.min_teacher_gain_db:g} dB; has {n_scen}")
+
+
+def slope_tests(runs: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()) -> pd.DataFrame:
+    """Per test set × baseline: slopes of the retained gap (fraction per doubling of compression),
+    their mean with 95 % interval, t-test p, Holm over the family, and the verdict."""
+    rows = [_slope_row(runs, test_set, base, settings)
+            for test_set in sorted(runs["test_set"].unique())
+            for base in BASELINES if base in set(runs["method"])]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_holm"] = holm(table["p_t"])
+    table["verdict"] = [_slope_verdict(row) for _, row in table.iterrows()]
+    return table
+
+
+def _slope_verdict(row: pd.Series) -> str:
+    if row["status"] != "ok":
+        return row["status"]
+    if row["p_holm"] < ALPHA:
+        return "supported: the gap grows with compression" if row["mean_diff"] > 0 else (
+            "reversed: the gap shrinks with compression")
+    return (f"inconclusive: slope 95 % CI [{100 * row['ci95_low']:+.1f}, {100 * row['ci95_high']:+.1f}] "
+            f"percentage points per doubling of compression")
+
+
+def with_retained(table: pd.DataFrame, retained: pd.DataFrame) -> pd.DataFrame:
+    """The summary table with each student row's compression, retained fraction (95 % interval,
+    status) and its scenario's headroom, all on the headline metric."""
+    columns = {"compression": "compression", "retained_mean": f"retained_{HEADLINE}",
+               "retained_ci95_low": f"retained_{HEADLINE}_ci95_low",
+               "retained_ci95_high": f"retained_{HEADLINE}_ci95_high",
+               "status": f"retained_{HEADLINE}_status", "headroom": f"headroom_{HEADLINE}"}
+    keys = ["test_set", "scenario", "method"]
+    if retained.empty:
+        return table.assign(**{name: math.nan for name in columns.values()})
+    extra = retained[keys + list(columns)].rename(columns=columns).assign(kind="student")
+    return table.merge(extra, on=["kind", *keys], how="left")
