@@ -52,11 +52,19 @@ def test_score_tables_follow_the_contract(smoke_run):
 def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
     results, _, _ = smoke_run
     for path in ("summary.md", "tables/summary.md", "tables/cost.csv", "plots/improvements.png",
-                 "plots/pareto.png", "plots/learning_curves.png", "cost/teacher.json",
+                 "plots/pareto.png", "plots/learning_curves.png", "plots/claim.png", "cost/teacher.json",
+                 "tables/comparisons.csv", "tables/claim.csv", "tables/retained.csv",
                  "report.html", "logs/models/teacher.log", "benchmarks/models/teacher.tsv",
                  "models/teacher/history.csv"):
         assert (results / path).is_file() and (results / path).stat().st_size > 0, path
-    assert "test_matched" in (results / "summary.md").read_text()
+    summary = (results / "summary.md").read_text()
+    assert "test_matched" in summary and "Verdict" in summary
+    # Two seeds: the comparisons are descriptive, so no p-value may be printed.
+    assert "p =" not in summary and "descriptive only" in summary
+    comparisons = pd.read_csv(results / "tables" / "comparisons.csv")
+    headline = comparisons[comparisons.family == "headline"]
+    assert set(headline.method) == {"cosine"} and set(headline.baseline) == {"none", "sp2step"}
+    assert headline.p_holm.isna().all() and (headline.n_seeds == 2).all()
     for test_set in TEST_SPLITS:
         examples = results / "examples" / test_set
         assert (examples / "spectrograms.png").stat().st_size > 10_000
