@@ -11,7 +11,7 @@ from kdsd.distill.cosine import cosine_latent_loss
 from kdsd.distill.sp2step import frame_gram, similarity_preserving_loss
 from kdsd.errors import KdsdError
 from kdsd.models.unet import UNetDAE
-from kdsd.train.losses import SupervisedLoss
+from kdsd.losses import SupervisedLoss
 
 
 def _latent(b=2, c=8, f=16, t=10, seed=0):
@@ -130,3 +130,25 @@ def test_every_method_keeps_teacher_frozen_and_returns_contract(name):
         assert not method.teacher.training
     for k, v in teacher.state_dict().items():  # batch-norm statistics untouched too
         assert torch.equal(v, before[k]), k
+
+
+# --- layers ------------------------------------------------------------------------------
+def _kdsd_imports(path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    return {name for name in names if name.startswith("kdsd")}
+
+
+def test_imports_run_down_the_layers():
+    """KD methods and the shared losses never import the training package above them."""
+    from pathlib import Path
+
+    import kdsd
+
+    root = Path(kdsd.__file__).parent
+    for path in [root / "losses.py", *sorted((root / "distill").glob("*.py"))]:
+        upward = {m for m in _kdsd_imports(path) if m.startswith(("kdsd.train", "kdsd.analysis"))}
+        assert not upward, f"{path.name} imports {upward}"

@@ -11,7 +11,7 @@ from kdsd.models.unet import UNetDAE
 from kdsd.train.data import PairSet
 from kdsd.train.jobs import student_args
 from kdsd.train.loop import TrainSettings, fit, seed_everything
-from kdsd.train.losses import SupervisedLoss
+from kdsd.losses import SupervisedLoss
 
 SR = 16_000
 

@@ -19,7 +19,7 @@ from kdsd.models.io import load_model, save_model
 from kdsd.models.unet import UNetDAE, count_parameters
 from kdsd.train.data import PairSet
 from kdsd.train.loop import TrainSettings, fit, seed_everything
-from kdsd.train.losses import SupervisedLoss
+from kdsd.losses import SupervisedLoss
 
 
 def student_args(teacher_args: dict, scenario: dict) -> dict:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from kdsd.atomic import atomic_path
 from kdsd.distill.base import DistillationMethod
 from kdsd.train.data import PairSet
-from kdsd.train.losses import si_sdr
+from kdsd.losses import si_sdr
 
 
 @dataclass
