@@ -1,5 +1,6 @@
 """Training loop: learns, picks the checkpoint on valid, resumes exactly after interruption."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,20 +130,8 @@ def test_sp2step_full_supervised_budget_trains_extra_epochs(tmp_path, data):
 
 
 # --- the distill job: variants, method files, selected epoch --------------------------------
-MY_METHOD = '''
-import torch.nn.functional as F
-from kdsd.distill import DistillationMethod, register
-
-
-@register
-class EncoderMatch(DistillationMethod):
-    """MSE between the first encoder level's mean activation of student and teacher."""
-    name = "enc_match"
-    teacher_encoder_only = True
-
-    def kd_loss(self, student_feats, teacher_feats, student_out, teacher_out):
-        return F.mse_loss(student_feats["enc1"].mean(1), teacher_feats["enc1"].mean(1))
-'''
+# A method kept outside kdsd/distill/, loaded through students.method_files.
+EXAMPLE_METHOD = Path(__file__).resolve().parent.parent / "examples" / "attention_transfer.py"
 
 
 @pytest.fixture
@@ -197,15 +186,12 @@ def test_method_from_a_file_outside_the_package_trains(tmp_path, data, teacher_f
     from kdsd.models.io import load_payload
     from kdsd.train.jobs import check_students, distill_student
 
-    method_file = tmp_path / "elsewhere" / "my_method.py"
-    method_file.parent.mkdir()
-    method_file.write_text(MY_METHOD)
-    cfg = _student_cfg(method_files=[str(method_file)], methods=["enc_match"])
+    cfg = _student_cfg(method_files=[str(EXAMPLE_METHOD)], methods=["attention"])
     cfg["teacher"] = {"model": {"width": 4, "depth": 2, "block": "plain"}}
     check_students(cfg)
-    payload = load_payload(distill_student(cfg, teacher_file, "enc_match", "half", 1,
+    payload = load_payload(distill_student(cfg, teacher_file, "attention", "half", 1,
                                            data[0].path, data[1].path, tmp_path / "out"))
-    assert payload["base_method"] == "enc_match"
+    assert payload["base_method"] == "attention"
     assert all(h["train_kd"] > 0 for h in payload["history"])
 
 
@@ -222,7 +208,7 @@ def test_bad_method_files_and_names_are_one_line_errors(tmp_path, clean_registry
     with pytest.raises(KdsdError, match="registers no KD method"):
         load_method_files([str(empty)])
     clash = tmp_path / "clash.py"
-    clash.write_text(MY_METHOD.replace('"enc_match"', '"cosine"'))
+    clash.write_text(EXAMPLE_METHOD.read_text().replace('name = "attention"', 'name = "cosine"'))
     with pytest.raises(KdsdError, match="'cosine' is already registered"):
         load_method_files([str(clash)])
     with pytest.raises(KdsdError, match="unknown KD method or variant 'cosine_mes' .did you mean 'cosine_mse'"):
