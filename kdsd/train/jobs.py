@@ -77,13 +77,24 @@ def build_method(cfg: dict, teacher, method_name: str, scenario_name: str):
     return method, base
 
 
+def run_scenarios(students_cfg: dict) -> list[str]:
+    """The scenarios this run trains: ``students.run_scenarios``, or all of ``students.scenarios``."""
+    defined = list(students_cfg["scenarios"])
+    chosen = students_cfg.get("run_scenarios") or defined
+    unknown = [name for name in chosen if name not in defined]
+    if unknown:
+        raise KdsdError(f"students.run_scenarios: {', '.join(unknown)} not in students.scenarios "
+                        f"({', '.join(defined)})")
+    return chosen
+
+
 def check_students(cfg: dict) -> None:
     """Build every method × scenario of the config on an untrained teacher, before any job runs:
     unknown names, options and shape clashes (e.g. projector ``none`` across channel counts)
     stop the DAG at parse time with the config key named."""
     teacher = UNetDAE(**cfg["teacher"]["model"])
     for method_name in cfg["students"]["methods"]:
-        for scenario_name in cfg["students"]["scenarios"]:
+        for scenario_name in run_scenarios(cfg["students"]):
             try:
                 build_method(cfg, teacher, method_name, scenario_name)
             except KdsdError as exc:
