@@ -14,7 +14,9 @@ Adapters are counted apart from the student and never saved in the deployable mo
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -144,25 +146,22 @@ def load_method_files(paths, key: str = "students.method_files") -> list[str]:
     Each file registers its methods with :func:`register` when imported. A file is imported
     once per process; the names each file registered are returned.
     """
-    import importlib.util
-    from pathlib import Path
-
     names = []
     for raw in paths:
         path = Path(raw).resolve()
         if str(path) not in _LOADED_FILES:
-            _LOADED_FILES[str(path)] = _import_method_file(path, raw, key, importlib.util)
+            _LOADED_FILES[str(path)] = _import_method_file(path, raw, key)
         names += _LOADED_FILES[str(path)]
     return names
 
 
-def _import_method_file(path, raw, key: str, importlib_util) -> list[str]:
+def _import_method_file(path: Path, raw: str, key: str) -> list[str]:
     if path.suffix != ".py" or not path.is_file():
         raise KdsdError(f"{key}: {raw}: no such Python file")
     before = set(_REGISTRY)
     module_name = f"kdsd_user_methods_{len(_LOADED_FILES)}_{path.stem}"
-    spec = importlib_util.spec_from_file_location(module_name, path)
-    module = importlib_util.module_from_spec(spec)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except KdsdError:

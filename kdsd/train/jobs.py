@@ -16,11 +16,11 @@ from kdsd.atomic import write_csv
 from kdsd.distill import get_method, load_method_files
 from kdsd.distill.variants import resolve
 from kdsd.errors import KdsdError
+from kdsd.losses import SupervisedLoss
 from kdsd.models.io import load_model, save_model
 from kdsd.models.unet import UNetDAE, count_parameters
 from kdsd.train.data import PairSet
 from kdsd.train.loop import TrainSettings, fit, seed_everything
-from kdsd.losses import SupervisedLoss
 
 
 def student_args(teacher_args: dict, scenario: dict) -> dict:
