@@ -18,6 +18,7 @@ include: "workflow/rules/teacher.smk"
 include: "workflow/rules/distill.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/study.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
         "results/plots/learning_curves.png",
         expand("results/examples/{test_set}", test_set=TEST_SETS),
         "results/tables/corpus.md",
+        study_targets(),

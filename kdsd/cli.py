@@ -106,6 +106,24 @@ def cmd_report(args) -> None:
                   json.loads(args.provenance_json))
 
 
+def cmd_ablations(args) -> None:
+    from kdsd.analysis.ablations import write_ablations
+
+    write_ablations(args.scores, args.models, args.out_csv, args.out_md)
+
+
+def cmd_kd_weights(args) -> None:
+    from kdsd.analysis.kd_sweep import write_kd_weights
+
+    write_kd_weights(args.models, args.out)
+
+
+def cmd_runtime(args) -> None:
+    from kdsd.analysis.runtime import write_runtime
+
+    write_runtime(args.benchmarks, args.out)
+
+
 def cmd_enhance(args) -> None:
     import torch
 
@@ -200,6 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--costs", nargs="+", required=True, help="cost JSON of each model")
     p.add_argument("--out-dir", required=True, help="results folder (tables/, plots/, summary.md)")
     p.add_argument("--provenance-json", default="{}")
+
+    p = add("ablations", cmd_ablations, "table of named KD variants against their base method")
+    p.add_argument("--scores", nargs="+", required=True, help="student score CSVs")
+    p.add_argument("--models", nargs="+", required=True, help="student model.pt files")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+
+    p = add("kd-weights", cmd_kd_weights, "KD-weight sweep table from the students' valid SI-SDR")
+    p.add_argument("--models", nargs="+", required=True, help="student model.pt files")
+    p.add_argument("--out", required=True, help="kd_weights.csv")
+
+    p = add("runtime", cmd_runtime, "wall and CPU seconds per rule family from benchmark files")
+    p.add_argument("--benchmarks", required=True, help="results/benchmarks")
+    p.add_argument("--out", required=True, help="runtime.csv")
 
     p = add("enhance", cmd_enhance, "denoise a WAV file with a trained model")
     p.add_argument("--model", required=True, help="a model.pt written by kdsd")

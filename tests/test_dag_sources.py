@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import torch
 import yaml
 
 from kdsd.audio import read_audio, resample
 from kdsd.corpus.noise import make_noise
 from kdsd.corpus.synthetic import build_split
-from smoke_runs import snakemake
+from smoke_runs import REPO, snakemake
 
 pytestmark = pytest.mark.dag
 # One student and one cheap reference keep these runs short; the full grid is test_dag.py's job.
@@ -59,23 +60,25 @@ def _folders(base: Path, pairs) -> dict:
             "valid_fraction": 0.25, "test_fraction": 0.25}
 
 
-def _run(workdir: Path, corpus: dict):
+def _run(workdir: Path, corpus: dict, students: dict | None = None):
     workdir.mkdir(parents=True, exist_ok=True)
     overrides = workdir / "source.yaml"
-    overrides.write_text(yaml.safe_dump({**SMALL, "corpus": corpus}))
+    config = {**SMALL, "corpus": corpus}
+    config["students"] = {**SMALL["students"], **(students or {})}
+    overrides.write_text(yaml.safe_dump(config))
     run = snakemake(workdir, configfiles=(overrides,))
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir / "results"
 
 
-def _assert_scored(results: Path, source: str, test_sets: list[str]) -> None:
+def _assert_scored(results: Path, source: str, test_sets: list[str], method: str = "cosine") -> None:
     corpus = pd.read_csv(results / "tables" / "corpus.csv")
     assert corpus.split.tolist() == ["train", "valid", *test_sets]
     assert (results / "corpus" / source / "train" / "manifest.csv").is_file()
     table = pd.read_csv(results / "tables" / "summary.csv")
     assert set(table.test_set) == set(test_sets)
     students = table[table.kind == "student"]
-    assert set(zip(students.method, students.test_set)) == {("cosine", t) for t in test_sets}
+    assert set(zip(students.method, students.test_set)) == {(method, t) for t in test_sets}
     assert np.isfinite(students.si_sdr_mean).all() and np.isfinite(table.pesq_wb_mean).all()
     assert set(table.kind) == {"input", "teacher", "student", "reference"}
 
@@ -89,6 +92,13 @@ def test_voicebank_layout_runs_through_the_dag(tmp_path, tts_pairs):
 
 
 def test_folder_mixer_runs_through_the_dag(tmp_path, tts_pairs):
+    """...with its student distilled by a KD method from a file outside kdsd/distill/."""
     folders = _folders(tmp_path / "data", tts_pairs)
-    results = _run(tmp_path / "run", {"source": "folders", "folders": folders})
-    _assert_scored(results, "folders", ["test_matched"])
+    method_file = REPO / "examples" / "attention_transfer.py"
+    results = _run(tmp_path / "run", {"source": "folders", "folders": folders},
+                   students={"method_files": [str(method_file)], "methods": ["attention"]})
+    _assert_scored(results, "folders", ["test_matched"], method="attention")
+    model = torch.load(results / "models" / "students" / "width_1_4" / "attention" / "seed1" / "model.pt",
+                       weights_only=True)
+    assert model["base_method"] == "attention" and model["selected_epoch"] >= 1
+    assert all(h["train_kd"] > 0 for h in model["history"])  # the file's KD loss really trained

@@ -11,7 +11,7 @@ from kdsd.distill.cosine import cosine_latent_loss
 from kdsd.distill.sp2step import frame_gram, similarity_preserving_loss
 from kdsd.errors import KdsdError
 from kdsd.models.unet import UNetDAE
-from kdsd.train.losses import SupervisedLoss
+from kdsd.losses import SupervisedLoss
 
 
 def _latent(b=2, c=8, f=16, t=10, seed=0):
@@ -105,6 +105,101 @@ def test_layer_pairing_across_depths():
                                ("latent", "latent")]
 
 
+# --- fair baselines ------------------------------------------------------------------------
+def test_depth_mismatch_resampling_gives_every_student_row_a_gradient():
+    projector = LatentProjector(4, 8, "linear")
+    z = _latent(c=4, f=32).requires_grad_(True)  # a student two levels shallower
+    projector(z, freq_rows=8).square().sum().backward()
+    row_grad = z.grad.abs().sum(dim=(0, 1, 3))
+    assert row_grad.shape == (32,) and (row_grad > 0).all()
+
+
+def test_area_resampling_averages_the_rows_each_teacher_row_covers():
+    projector = LatentProjector(1, 1, "none")
+    z = torch.arange(8.0).square().reshape(1, 1, 8, 1)  # rows 0, 1, 4, 9 | 16, 25, 36, 49
+    assert projector(z, freq_rows=2).flatten().tolist() == [3.5, 31.5]
+
+
+def test_kd_terms_are_float32_under_bf16_autocast():
+    zs, zt = _latent(seed=3), _latent(seed=4)
+    exact = (frame_gram(zs), similarity_preserving_loss(zs, zt), cosine_latent_loss(zs, zt))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (zs @ zs.transpose(-1, -2)).dtype == torch.bfloat16  # autocast is really on
+        under = (frame_gram(zs), similarity_preserving_loss(zs, zt), cosine_latent_loss(zs, zt))
+    for a, b in zip(exact, under):
+        assert b.dtype == torch.float32
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def _count_calls(module):
+    calls = []
+    module.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+def test_no_teacher_forward_and_zero_kd_loss_when_kd_is_off():
+    teacher, student = UNetDAE(width=4, depth=2), UNetDAE(width=2, depth=2)
+    method = get_method("sp2step")(student, teacher, SupervisedLoss())
+    teacher_calls = _count_calls(teacher.encoders[0])
+    noisy, clean = torch.randn(2, 3000), torch.randn(2, 3000)
+    _, on = method(noisy, clean, kd=True)
+    assert len(teacher_calls) == 1 and on["kd"].item() > 0
+    _, off = method(noisy, clean, kd=False)
+    assert len(teacher_calls) == 1 and off["kd"].item() == 0.0
+    assert off["sup"].item() == pytest.approx(on["sup"].item())
+
+
+@pytest.mark.parametrize("name,decoder_runs", [("cosine", False), ("hint", False),
+                                               ("sp2step", True), ("output", True)])
+def test_teacher_stops_at_the_taps_a_method_needs(name, decoder_runs):
+    teacher, student = UNetDAE(width=4, depth=2), UNetDAE(width=2, depth=2)
+    method = get_method(name)(student, teacher, SupervisedLoss())
+    decoder_calls = _count_calls(teacher.mask_head)
+    _, losses = method(torch.randn(2, 3000), torch.randn(2, 3000))
+    assert losses["kd"].item() > 0
+    assert bool(decoder_calls) == decoder_runs
+
+
+def test_encoder_only_teacher_gives_the_same_cosine_loss_as_the_full_forward():
+    teacher, student = UNetDAE(width=4, depth=3).eval(), UNetDAE(width=2, depth=2).eval()
+    method = get_method("cosine")(student, teacher, SupervisedLoss()).eval()
+    noisy = torch.randn(2, 3000)
+    _, student_feats = student(noisy, return_features=True)
+    _, full = teacher(noisy, return_features=True)
+    via_full = method.kd_loss(student_feats, full, None, None)
+    _, losses = method(noisy, torch.randn(2, 3000))
+    assert losses["kd"].item() == pytest.approx(via_full.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("budget,epochs,expected", [
+    ("remainder", 6, [(0.0, 1.0)] * 3 + [(1.0, 0.0)] * 3),
+    ("all", 6, [(0.0, 1.0)] * 3 + [(1.0, 0.0)] * 6),
+    ("all", 2, [(0.0, 1.0)] + [(1.0, 0.0)] * 2),
+])
+def test_sp2step_supervised_budget_and_optimiser_reset(budget, epochs, expected):
+    teacher, student = UNetDAE(width=4, depth=2), UNetDAE(width=2, depth=2)
+    method = get_method("sp2step")(student, teacher, SupervisedLoss(), step2_epochs=budget)
+    n = method.schedule_epochs(epochs)
+    assert [method.loss_weights(e, epochs) for e in range(n)] == expected
+    switch = expected.index((1.0, 0.0))
+    assert [e for e in range(n) if method.resets_optimiser_at(e, epochs)] == [switch]
+    kept = get_method("sp2step")(student, teacher, SupervisedLoss(), reset_optimiser=False)
+    assert not any(kept.resets_optimiser_at(e, epochs) for e in range(epochs))
+
+
+def test_cosine_distance_option_and_hint_default():
+    teacher, student = UNetDAE(width=4, depth=2), UNetDAE(width=2, depth=2)
+    assert get_method("cosine")(student, teacher, SupervisedLoss()).distance == "cosine"
+    assert get_method("hint")(student, teacher, SupervisedLoss()).distance == "mse"
+    mse = get_method("cosine")(student, teacher, SupervisedLoss(), distance="mse")
+    hint = get_method("hint")(student, teacher, SupervisedLoss())
+    hint.projector.load_state_dict(mse.projector.state_dict())
+    noisy = torch.randn(2, 3000)
+    assert mse(noisy, noisy)[1]["kd"].item() == pytest.approx(hint(noisy, noisy)[1]["kd"].item())
+    with pytest.raises(KdsdError, match="distance='l1'; valid: cosine, mse"):
+        get_method("cosine")(student, teacher, SupervisedLoss(), distance="l1")
+
+
 # --- registry and contract ---------------------------------------------------------------
 def test_registry_lists_methods_and_refuses_duplicates_and_typos():
     assert set(method_names()) >= {"none", "sp2step", "cosine", "hint", "output"}
@@ -130,3 +225,25 @@ def test_every_method_keeps_teacher_frozen_and_returns_contract(name):
         assert not method.teacher.training
     for k, v in teacher.state_dict().items():  # batch-norm statistics untouched too
         assert torch.equal(v, before[k]), k
+
+
+# --- layers ------------------------------------------------------------------------------
+def _kdsd_imports(path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    return {name for name in names if name.startswith("kdsd")}
+
+
+def test_imports_run_down_the_layers():
+    """KD methods and the shared losses never import the training package above them."""
+    from pathlib import Path
+
+    import kdsd
+
+    root = Path(kdsd.__file__).parent
+    for path in [root / "losses.py", *sorted((root / "distill").glob("*.py"))]:
+        upward = {m for m in _kdsd_imports(path) if m.startswith(("kdsd.train", "kdsd.analysis"))}
+        assert not upward, f"{path.name} imports {upward}"

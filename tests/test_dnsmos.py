@@ -54,6 +54,9 @@ def test_one_cached_single_threaded_cpu_session(clean_scores):
     session = dnsmos_module._get_session()
     assert session is dnsmos_module._get_session()
     assert session.get_providers() == ["CPUExecutionProvider"]
+    options = session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_noise_lowers_bak_and_ovrl(speech, clean_scores):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kdsd.metrics.intrusive import estoi_score, pesq_nb, pesq_wb, score_utterance, si_sdr, stoi_score
-from kdsd.train.losses import si_sdr as si_sdr_torch
+from kdsd.losses import si_sdr as si_sdr_torch
 
 SR = 16_000
 

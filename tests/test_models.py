@@ -19,6 +19,24 @@ def test_taps_and_shapes(block):
     assert feats["enc1"].shape == (2, 4, 128, frames)
 
 
+@pytest.mark.parametrize("block", ["plain", "inverted_residual"])
+def test_encoder_only_path_gives_the_same_taps_without_the_decoder(block):
+    model = UNetDAE(width=4, depth=3, block=block).eval()
+    x = torch.randn(2, 8000)
+    with torch.no_grad():
+        _, full = model(x, return_features=True)
+        decoder_calls = []
+        hooks = [m.register_forward_hook(lambda *_: decoder_calls.append(1))
+                 for m in [*model.decoders, *model.upsamplers, model.mask_head]]
+        encoded = model.encode(x)
+    for hook in hooks:
+        hook.remove()
+    assert list(encoded) == ["enc1", "enc2", "enc3", "latent"]
+    for name, tap in encoded.items():
+        assert torch.equal(tap, full[name]), name
+    assert decoder_calls == []
+
+
 def test_mask_is_bounded_so_output_energy_never_exceeds_input():
     model = UNetDAE(width=4, depth=2)
     spec_in = model.stft(torch.randn(1, 8000))

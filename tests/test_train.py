@@ -1,4 +1,7 @@
 """Training loop: learns, picks the checkpoint on valid, resumes exactly after interruption."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +14,8 @@ from kdsd.models.unet import UNetDAE
 from kdsd.train.data import PairSet
 from kdsd.train.jobs import student_args
 from kdsd.train.loop import TrainSettings, fit, seed_everything
-from kdsd.train.losses import SupervisedLoss
+from kdsd.losses import SupervisedLoss
+from kdsd.metrics.cost import write_model_cost
 
 SR = 16_000
 
@@ -93,3 +97,121 @@ def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path, data):
     _, history = fit(method, *data, TrainSettings(epochs=2, batch_size=4, segment_s=0.5, lr=0.01),
                      tmp_path, 3, fingerprint="config-B")
     assert [h["epoch"] for h in history] == [1, 2]  # trained afresh, not resumed after epoch 1
+
+
+# --- KD schedules through the loop --------------------------------------------------------
+def _sp2step(**options):
+    seed_everything(5)
+    teacher = UNetDAE(width=4, depth=2)
+    return get_method("sp2step")(UNetDAE(width=2, depth=2), teacher, SupervisedLoss(), **options)
+
+
+def test_sp2step_runs_no_teacher_in_step2_and_restarts_the_optimiser(tmp_path, data):
+    method = _sp2step(step1_fraction=0.5)
+    teacher_batches = []
+    method.teacher.encoders[0].register_forward_hook(lambda *_: teacher_batches.append(1))
+    settings = TrainSettings(epochs=2, batch_size=4, segment_s=0.5, lr=0.01)
+    _, history = fit(method, *data, settings, tmp_path, 5)
+    assert [(h["w_sup"], h["w_kd"]) for h in history] == [(0.0, 1.0), (1.0, 0.0)]
+    assert len(teacher_batches) == 2  # the two step-1 batches only
+    assert history[1]["train_kd"] == 0.0
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    steps = {int(s["step"]) for s in ckpt["optimiser"]["state"].values()}
+    assert steps == {2}  # AdamW restarted at step 2: only its two batches counted
+
+
+def test_sp2step_full_supervised_budget_trains_extra_epochs(tmp_path, data):
+    method = _sp2step(step1_fraction=0.5, step2_epochs="all", reset_optimiser=False)
+    settings = TrainSettings(epochs=2, batch_size=4, segment_s=0.5, lr=0.01)
+    _, history = fit(method, *data, settings, tmp_path, 5)
+    assert [h["w_sup"] for h in history] == [0.0, 1.0, 1.0]
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert {int(s["step"]) for s in ckpt["optimiser"]["state"].values()} == {6}  # never restarted
+
+
+# --- the distill job: variants, method files, selected epoch --------------------------------
+# A method kept outside kdsd/distill/, loaded through students.method_files.
+EXAMPLE_METHOD = Path(__file__).resolve().parent.parent / "examples" / "attention_transfer.py"
+
+
+@pytest.fixture
+def clean_registry():
+    """Methods registered from files inside a test are forgotten after it."""
+    from kdsd.distill import base
+
+    registry, loaded = dict(base._REGISTRY), dict(base._LOADED_FILES)
+    yield
+    base._REGISTRY.clear(), base._REGISTRY.update(registry)
+    base._LOADED_FILES.clear(), base._LOADED_FILES.update(loaded)
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory, data):
+    from kdsd.train.jobs import train_teacher
+
+    out = tmp_path_factory.mktemp("teacher")
+    cfg = {"teacher": {"seed": 1, "model": {"width": 4, "depth": 2, "block": "plain"},
+                       "train": {"epochs": 1, "batch_size": 4, "segment_s": 0.5, "lr": 0.01}},
+           "loss": {"mag_weight": 10.0, "power": 0.3}}
+    return train_teacher(cfg, data[0].path, data[1].path, out)
+
+
+def _student_cfg(**students):
+    return {"students": {"scenarios": {"half": {"width_ratio": 0.5}}, "methods": ["none"],
+                         "train": {"epochs": 3, "batch_size": 4, "segment_s": 0.5, "lr": 0.01},
+                         **students},
+            "kd": {"cosine": {"kd_weight": 10.0, "projector": "linear"},
+                   "cosine_mse": {"method": "cosine", "distance": "mse"}},
+            "loss": {"mag_weight": 10.0, "power": 0.3}}
+
+
+def test_variant_student_records_its_name_base_options_and_selected_epoch(tmp_path, data, teacher_file):
+    from kdsd.models.io import load_payload
+    from kdsd.train.jobs import distill_student
+
+    path = distill_student(_student_cfg(), teacher_file, "cosine_mse", "half", 2,
+                           data[0].path, data[1].path, tmp_path)
+    payload = load_payload(path)
+    assert (payload["method"], payload["base_method"]) == ("cosine_mse", "cosine")
+    assert payload["kd_options"] == {"kd_weight": 10.0, "projector": "linear", "distance": "mse"}
+    best = max(payload["history"], key=lambda h: h["valid_si_sdr"])
+    assert payload["selected_epoch"] == best["epoch"]
+    write_model_cost(path, "students/half/cosine_mse/seed2", tmp_path / "cost.json")  # -> cost.csv
+    record = json.loads((tmp_path / "cost.json").read_text())
+    assert (record["method"], record["base_method"]) == ("cosine_mse", "cosine")
+    assert (record["selected_epoch"], record["epochs_trained"]) == (best["epoch"], 3)
+
+
+def test_method_from_a_file_outside_the_package_trains(tmp_path, data, teacher_file, clean_registry):
+    from kdsd.models.io import load_payload
+    from kdsd.train.jobs import check_students, distill_student
+
+    cfg = _student_cfg(method_files=[str(EXAMPLE_METHOD)], methods=["attention"])
+    cfg["teacher"] = {"model": {"width": 4, "depth": 2, "block": "plain"}}
+    check_students(cfg)
+    payload = load_payload(distill_student(cfg, teacher_file, "attention", "half", 1,
+                                           data[0].path, data[1].path, tmp_path / "out"))
+    assert payload["base_method"] == "attention"
+    assert all(h["train_kd"] > 0 for h in payload["history"])
+
+
+def test_bad_method_files_and_names_are_one_line_errors(tmp_path, clean_registry):
+    from kdsd.distill import load_method_files
+    from kdsd.distill.variants import resolve
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("import no_such_module_anywhere\n")
+    with pytest.raises(KdsdError, match=r"students.method_files: .*broken.py: import failed \(Module"):
+        load_method_files([str(broken)])
+    empty = tmp_path / "empty.py"
+    empty.write_text("X = 1\n")
+    with pytest.raises(KdsdError, match="registers no KD method"):
+        load_method_files([str(empty)])
+    clash = tmp_path / "clash.py"
+    clash.write_text(EXAMPLE_METHOD.read_text().replace('name = "attention"', 'name = "cosine"'))
+    with pytest.raises(KdsdError, match="'cosine' is already registered"):
+        load_method_files([str(clash)])
+    with pytest.raises(KdsdError, match="unknown KD method or variant 'cosine_mes' .did you mean 'cosine_mse'"):
+        resolve(_student_cfg()["kd"], "cosine_mes")
+    with pytest.raises(KdsdError, match="kd.hint: a variant cannot take the name"):
+        resolve({"hint": {"method": "cosine"}}, "hint")

@@ -3,14 +3,20 @@
 A method wraps a student (trainable), an optional teacher (frozen, eval mode, no grad) and any
 adapters it needs (projectors, hint layers). All methods share one return contract::
 
-    estimate, {"sup": L_sup, "kd": L_kd} = method(noisy, clean, epoch)
+    estimate, {"sup": L_sup, "kd": L_kd} = method(noisy, clean, kd=True)
 
-and the trainer minimises ``w_sup·L_sup + w_kd·L_kd`` with weights from ``loss_weights``.
+and the trainer minimises ``w_sup·L_sup + w_kd·L_kd`` with weights from ``loss_weights``; it
+passes ``kd=False`` when ``w_kd`` is zero, which skips the teacher forward and the KD loss.
+The schedule hooks (``loss_weights``, ``schedule_epochs``, ``resets_optimiser_at``) let a method
+shape its training without the loop knowing any method by name.
 Adapters are counted apart from the student and never saved in the deployable model.
 """
 from __future__ import annotations
 
 import difflib
+import importlib.util
+import re
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -19,11 +25,16 @@ from torch import nn
 from kdsd.errors import KdsdError
 
 _REGISTRY: dict[str, type["DistillationMethod"]] = {}
+# Method names are DAG wildcards and folder names.
+NAME_PATTERN = re.compile(r"^[a-z0-9_]+$")
 
 
 def register(cls: type["DistillationMethod"]) -> type["DistillationMethod"]:
     """Class decorator: make a method available under ``cls.name``; duplicates are refused."""
     name = cls.name
+    if not NAME_PATTERN.match(name):
+        raise KdsdError(f"KD method {name!r} ({cls.__module__}): names use lower-case letters, "
+                        "digits and underscores only")
     if name in _REGISTRY:
         raise ValueError(f"KD method {name!r} is already registered by {_REGISTRY[name].__module__}")
     _REGISTRY[name] = cls
@@ -47,6 +58,8 @@ class DistillationMethod(nn.Module):
 
     name: ClassVar[str]
     needs_teacher: ClassVar[bool] = True
+    # True when kd_loss reads only encoder taps and the latent: the teacher's decoder is skipped.
+    teacher_encoder_only: ClassVar[bool] = False
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None, sup_loss: nn.Module,
                  kd_weight: float = 1.0, **options):
@@ -70,17 +83,23 @@ class DistillationMethod(nn.Module):
             self.teacher.eval()
         return self
 
-    def forward(self, noisy: torch.Tensor, clean: torch.Tensor, epoch: int = 0):
+    def forward(self, noisy: torch.Tensor, clean: torch.Tensor, kd: bool = True):
+        """``kd=False`` (an epoch whose KD weight is zero): no teacher forward, ``L_kd = 0``."""
         estimate, student_feats = self.student(noisy, return_features=True)
         losses = {"sup": self.sup_loss(estimate, clean)}
-        if self.teacher is None:
+        if self.teacher is None or not kd:
             losses["kd"] = estimate.new_zeros(())
         else:
-            with torch.no_grad():
-                teacher_out, teacher_feats = self.teacher(self.teacher_input(noisy, clean),
-                                                          return_features=True)
+            teacher_out, teacher_feats = self.teacher_forward(self.teacher_input(noisy, clean))
             losses["kd"] = self.kd_loss(student_feats, teacher_feats, estimate, teacher_out)
         return estimate, losses
+
+    @torch.no_grad()
+    def teacher_forward(self, wave: torch.Tensor):
+        """``(output, taps)`` of the frozen teacher; output is None on the encoder-only path."""
+        if self.teacher_encoder_only:
+            return None, self.teacher.encode(wave)
+        return self.teacher(wave, return_features=True)
 
     def teacher_input(self, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
         return noisy
@@ -90,8 +109,16 @@ class DistillationMethod(nn.Module):
         raise NotImplementedError
 
     def loss_weights(self, epoch: int, epochs: int) -> tuple[float, float]:
-        """``(w_sup, w_kd)`` for a 0-based epoch out of ``epochs``."""
+        """``(w_sup, w_kd)`` for a 0-based epoch; ``epochs`` is the configured count."""
         return 1.0, self.kd_weight
+
+    def schedule_epochs(self, epochs: int) -> int:
+        """Epochs actually trained for ``epochs`` configured (a method may add its own phase)."""
+        return epochs
+
+    def resets_optimiser_at(self, epoch: int, epochs: int) -> bool:
+        """True when the optimiser state must start afresh at this 0-based epoch."""
+        return False
 
     def adapter_modules(self) -> dict[str, nn.Module]:
         return {n: m for n, m in self.named_children() if n not in ("student", "teacher", "sup_loss")}
@@ -108,3 +135,41 @@ class DistillationMethod(nn.Module):
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Student + adapter weights (what a checkpoint must hold; the teacher is on disk already)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("teacher.")}
+
+
+_LOADED_FILES: dict[str, list[str]] = {}
+
+
+def load_method_files(paths, key: str = "students.method_files") -> list[str]:
+    """Import KD methods from Python files outside the package (config ``students.method_files``).
+
+    Each file registers its methods with :func:`register` when imported. A file is imported
+    once per process; the names each file registered are returned.
+    """
+    names = []
+    for raw in paths:
+        path = Path(raw).resolve()
+        if str(path) not in _LOADED_FILES:
+            _LOADED_FILES[str(path)] = _import_method_file(path, raw, key)
+        names += _LOADED_FILES[str(path)]
+    return names
+
+
+def _import_method_file(path: Path, raw: str, key: str) -> list[str]:
+    if path.suffix != ".py" or not path.is_file():
+        raise KdsdError(f"{key}: {raw}: no such Python file")
+    before = set(_REGISTRY)
+    module_name = f"kdsd_user_methods_{len(_LOADED_FILES)}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except KdsdError:
+        raise
+    except Exception as exc:  # the user's code: any error, reported in one line
+        raise KdsdError(f"{key}: {raw}: import failed ({type(exc).__name__}: {exc})") from None
+    added = sorted(set(_REGISTRY) - before)
+    if not added:
+        raise KdsdError(f"{key}: {raw}: registers no KD method (decorate a DistillationMethod "
+                        "subclass with @register)")
+    return added

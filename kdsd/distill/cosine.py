@@ -6,15 +6,17 @@ channels to the teacher's) maps the student latent into the teacher's latent spa
 direction and ignores scale; the projector frees the student from the teacher's channel order
 and dimensionality. ``P`` is dropped after training.
 
-Ablation switches: ``distance`` (cosine | mse), ``projector`` (linear | mlp | none),
-``granularity`` (frame | utterance), ``teacher_input`` (noisy | clean).
+Ablation switches (options, so named variants in the config measure each ingredient):
+``distance`` (cosine | mse), ``projector`` (linear | mlp | none), ``granularity``
+(frame | utterance), ``teacher_input`` (noisy | clean). The loss is computed in float32 even
+under bf16 autocast, and the teacher runs its encoder only (the latent is all it needs).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from kdsd.distill.adapters import LatentProjector, check_same_frames
+from kdsd.distill.adapters import LatentProjector, check_same_frames, full_precision
 from kdsd.distill.base import DistillationMethod, register
 from kdsd.errors import KdsdError
 
@@ -30,6 +32,7 @@ def _vectors(z: torch.Tensor, granularity: str) -> torch.Tensor:
     return z if granularity == "frame" else z.reshape(b, c * f * t, 1)
 
 
+@full_precision
 def cosine_latent_loss(z_student: torch.Tensor, z_teacher: torch.Tensor,
                        granularity: str = "frame") -> torch.Tensor:
     """``1 − cos`` between projected student and teacher latents, both ``(B, C, F, T)``, averaged."""
@@ -39,20 +42,28 @@ def cosine_latent_loss(z_student: torch.Tensor, z_teacher: torch.Tensor,
     return (1.0 - F.cosine_similarity(s, t, dim=1, eps=1e-8)).mean()
 
 
+@full_precision
+def latent_mse_loss(z_student: torch.Tensor, z_teacher: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(z_student, z_teacher)
+
+
 @register
 class CosineLatentDistillation(DistillationMethod):
     name = "cosine"
-    distance = "cosine"
+    default_distance = "cosine"
+    teacher_encoder_only = True
 
     def __init__(self, student, teacher, sup_loss, kd_weight: float = 1.0, *,
                  projector: str = "linear", granularity: str = "frame",
-                 teacher_input: str = "noisy", **options):
+                 teacher_input: str = "noisy", distance: str | None = None, **options):
         super().__init__(student, teacher, sup_loss, kd_weight=kd_weight, **options)
+        distance = distance or self.default_distance
         for key, value, valid in (("granularity", granularity, GRANULARITIES),
-                                  ("teacher_input", teacher_input, TEACHER_INPUTS)):
+                                  ("teacher_input", teacher_input, TEACHER_INPUTS),
+                                  ("distance", distance, DISTANCES)):
             if value not in valid:
                 raise KdsdError(f"KD method {self.name!r}: {key}={value!r}; valid: {', '.join(valid)}")
-        self.granularity, self.teacher_source = granularity, teacher_input
+        self.granularity, self.teacher_source, self.distance = granularity, teacher_input, distance
         self.projector = LatentProjector(student.latent_channels, teacher.latent_channels, projector)
 
     def teacher_input(self, noisy, clean):
@@ -63,5 +74,5 @@ class CosineLatentDistillation(DistillationMethod):
         check_same_frames(student_feats["latent"], z_t, self.name)
         z_s = self.projector(student_feats["latent"], z_t.shape[2])
         if self.distance == "mse":
-            return F.mse_loss(z_s, z_t)
+            return latent_mse_loss(z_s, z_t)
         return cosine_latent_loss(z_s, z_t, self.granularity)

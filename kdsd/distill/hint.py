@@ -12,4 +12,4 @@ from kdsd.distill.cosine import CosineLatentDistillation
 @register
 class HintDistillation(CosineLatentDistillation):
     name = "hint"
-    distance = "mse"
+    default_distance = "mse"

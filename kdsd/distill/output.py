@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from kdsd.distill.base import DistillationMethod, register
-from kdsd.train.losses import compressed_magnitude
+from kdsd.losses import compressed_magnitude
 
 
 @register

@@ -132,7 +132,11 @@ def write_model_cost(model_path, model_name: str, out_json) -> None:
     record = {"model": model_name, "kind": payload.get("role", "unknown"),
               "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
               "seed": payload.get("seed", -1), **model_cost(model),
-              "adapter_params": payload.get("adapter_params", 0)}
+              "adapter_params": payload.get("adapter_params", 0),
+              "base_method": payload.get("base_method", payload.get("method", "unknown")),
+              # the epoch chosen on `valid` (0: not recorded by an older model file)
+              "selected_epoch": payload.get("selected_epoch", 0),
+              "epochs_trained": len(payload.get("history", []))}
     write_text(out_json, json.dumps(record, indent=2) + "\n")
 
 

@@ -95,16 +95,26 @@ class UNetDAE(nn.Module):
         estimate = self.istft(spec * mask, noisy.shape[-1])
         return (estimate, feats) if return_features else estimate
 
-    def mask_from_features(self, x: torch.Tensor):
-        """Bounded (sigmoid) magnitude mask ``(B, n_fft/2, T)`` and the feature taps."""
+    def encode(self, noisy: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encoder-only path: the taps ``enc1..encL`` and ``latent`` of ``(B, N)`` waveforms,
+        equal to those of :meth:`forward`, without running the decoder."""
+        if noisy.dim() != 2:
+            raise ValueError(f"UNetDAE expects (batch, samples), got shape {tuple(noisy.shape)}")
+        return self._encoder_taps(self.features_in(self.stft(noisy)))
+
+    def _encoder_taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats: dict[str, torch.Tensor] = {}
-        skips = []
         for i, enc in enumerate(self.encoders, start=1):
             x = enc(x)
             feats[f"enc{i}"] = x
-            skips.append(x)
-        x = self.bottleneck(x)
-        feats["latent"] = x
+        feats["latent"] = self.bottleneck(x)
+        return feats
+
+    def mask_from_features(self, x: torch.Tensor):
+        """Bounded (sigmoid) magnitude mask ``(B, n_fft/2, T)`` and the feature taps."""
+        feats = self._encoder_taps(x)
+        skips = [feats[f"enc{i}"] for i in range(1, self.depth + 1)]
+        x = feats["latent"]
         for i, (up, dec) in enumerate(zip(self.upsamplers, self.decoders), start=1):
             x = dec(torch.cat([x, skips.pop()], dim=1))
             feats[f"dec{i}"] = x

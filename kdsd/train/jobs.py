@@ -13,13 +13,14 @@ import pandas as pd
 import torch
 
 from kdsd.atomic import write_csv
-from kdsd.distill import get_method
+from kdsd.distill import get_method, load_method_files
+from kdsd.distill.variants import resolve
 from kdsd.errors import KdsdError
+from kdsd.losses import SupervisedLoss
 from kdsd.models.io import load_model, save_model
 from kdsd.models.unet import UNetDAE, count_parameters
 from kdsd.train.data import PairSet
 from kdsd.train.loop import TrainSettings, fit, seed_everything
-from kdsd.train.losses import SupervisedLoss
 
 
 def student_args(teacher_args: dict, scenario: dict) -> dict:
@@ -45,21 +46,62 @@ def train_teacher(cfg: dict, train_manifest: str, valid_manifest: str, out_dir: 
 
 def distill_student(cfg: dict, teacher_path: str, method_name: str, scenario_name: str, seed: int,
                     train_manifest: str, valid_manifest: str, out_dir: str) -> Path:
-    """``cfg``: the resolved ``students``, ``kd`` and ``loss`` config sections."""
-    scenarios = cfg["students"]["scenarios"]
-    if scenario_name not in scenarios:
-        raise KdsdError(f"unknown scenario {scenario_name!r}; valid: {', '.join(scenarios)}")
-    method_cls = get_method(method_name)
+    """``cfg``: the resolved ``students``, ``kd`` and ``loss`` config sections.
+
+    ``method_name`` is a registered method or a named variant (``kd.<name>.method``); the model
+    records it as ``method`` and the registered method behind it as ``base_method``.
+    """
     teacher, _ = load_model(teacher_path)
     seed_everything(seed)
-    student = UNetDAE(**student_args(teacher.args, scenarios[scenario_name]))
-    options = dict(cfg.get("kd", {}).get(method_name, {}))
-    method = method_cls(student, teacher, SupervisedLoss(**cfg["loss"]), **options)
-    extra = {"role": "student", "method": method_name, "scenario": scenario_name,
+    method, base = build_method(cfg, teacher, method_name, scenario_name)
+    extra = {"role": "student", "method": method_name, "base_method": base, "scenario": scenario_name,
+             "kd_options": resolve(cfg.get("kd", {}), method_name)[1],
              "teacher": str(teacher_path), "adapter_params": method.adapter_parameter_count(),
              "teacher_params": count_parameters(teacher)}
     return _fit_and_save(method, cfg["students"]["train"], train_manifest, valid_manifest, out_dir,
                          seed, cfg, extra)
+
+
+def build_method(cfg: dict, teacher, method_name: str, scenario_name: str):
+    """The KD method (with a freshly initialised student) of one student job, and its base name."""
+    scenarios = cfg["students"]["scenarios"]
+    if scenario_name not in scenarios:
+        raise KdsdError(f"unknown scenario {scenario_name!r}; valid: {', '.join(scenarios)}")
+    load_method_files(cfg["students"].get("method_files", []))
+    base, options = resolve(cfg.get("kd", {}), method_name)
+    student = UNetDAE(**student_args(teacher.args, scenarios[scenario_name]))
+    try:
+        method = get_method(base)(student, teacher, SupervisedLoss(**cfg["loss"]), **options)
+    except TypeError as exc:  # a user method's constructor refusing its options
+        raise KdsdError(f"kd.{method_name}: {exc}") from None
+    return method, base
+
+
+def run_scenarios(students_cfg: dict) -> list[str]:
+    """The scenarios this run trains: ``students.run_scenarios``, or all of ``students.scenarios``."""
+    defined = list(students_cfg["scenarios"])
+    chosen = students_cfg.get("run_scenarios") or defined
+    unknown = [name for name in chosen if name not in defined]
+    if unknown:
+        raise KdsdError(f"students.run_scenarios: {', '.join(unknown)} not in students.scenarios "
+                        f"({', '.join(defined)})")
+    return chosen
+
+
+def check_students(cfg: dict) -> None:
+    """Build every method × scenario of the config on an untrained teacher, before any job runs:
+    unknown names, options and shape clashes (e.g. projector ``none`` across channel counts)
+    stop the DAG at parse time with the config key named."""
+    teacher = UNetDAE(**cfg["teacher"]["model"])
+    for method_name in cfg["students"]["methods"]:
+        for scenario_name in run_scenarios(cfg["students"]):
+            try:
+                build_method(cfg, teacher, method_name, scenario_name)
+            except KdsdError as exc:
+                message = str(exc)
+                if not message.startswith(("kd.", "students.")):
+                    message = f"kd.{method_name} (scenario {scenario_name}): {message}"
+                raise KdsdError(message) from None
 
 
 def _fit_and_save(method, train_cfg: dict, train_manifest, valid_manifest, out_dir, seed, cfg, extra):
@@ -72,10 +114,16 @@ def _fit_and_save(method, train_cfg: dict, train_manifest, valid_manifest, out_d
     student = method.student.cpu()
     student.load_state_dict(best_state)
     write_csv(pd.DataFrame(history), out_dir / "history.csv")
-    extra = {**extra, "params": count_parameters(student), "train_seconds": train.seconds()}
+    extra = {**extra, "params": count_parameters(student), "train_seconds": train.seconds(),
+             "selected_epoch": selected_epoch(history)}
     path = save_model(out_dir / "model.pt", student, config=cfg, seed=seed, history=history, extra=extra)
     (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # the finished model supersedes it
     return path
+
+
+def selected_epoch(history: list[dict]) -> int:
+    """The 1-based epoch whose weights were kept (the last one that improved on `valid`)."""
+    return max((h["epoch"] for h in history if h["best"]), default=0)
 
 
 def set_threads(threads: int) -> None:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from kdsd.atomic import atomic_path
 from kdsd.distill.base import DistillationMethod
 from kdsd.train.data import PairSet
-from kdsd.train.losses import si_sdr
+from kdsd.losses import si_sdr
 
 
 @dataclass
@@ -70,13 +70,14 @@ def fit(method: DistillationMethod, train: PairSet, valid: PairSet, settings: Tr
     method.to(device)
     if device.type == "cuda":
         method.to(memory_format=torch.channels_last)
-    optimiser = torch.optim.AdamW(method.trainable_parameters(), lr=settings.lr,
-                                  weight_decay=settings.weight_decay)
+    optimiser = _new_optimiser(method, settings)
     state = _resume(out_dir / "checkpoint.pt", method, optimiser, fingerprint)
     segment = int(settings.segment_s * settings.sample_rate)
 
-    for epoch in range(state["next_epoch"], settings.epochs):
+    for epoch in range(state["next_epoch"], method.schedule_epochs(settings.epochs)):
         started = time.time()
+        if method.resets_optimiser_at(epoch, settings.epochs):
+            optimiser = _new_optimiser(method, settings)  # e.g. a switch to another objective
         w_sup, w_kd = method.loss_weights(epoch, settings.epochs)
         sums = _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup, w_kd, device)
         valid_si_sdr = validate(method.student, valid, device)
@@ -88,11 +89,16 @@ def fit(method: DistillationMethod, train: PairSet, valid: PairSet, settings: Tr
             "epoch": epoch + 1, **sums, "valid_loss": -valid_si_sdr, "valid_si_sdr": valid_si_sdr,
             "w_sup": w_sup, "w_kd": w_kd, "seconds": round(time.time() - started, 2),
             "best": int(improved)})
-        print(f"epoch {epoch + 1}/{settings.epochs}: train {sums['train_loss']:.3f} "
+        print(f"epoch {epoch + 1}/{method.schedule_epochs(settings.epochs)}: train {sums['train_loss']:.3f} "
               f"valid SI-SDR {valid_si_sdr:.2f} dB{' (best)' if improved else ''}", file=sys.stderr)
         state["next_epoch"] = epoch + 1
         _save_checkpoint(out_dir / "checkpoint.pt", method, optimiser, state, fingerprint)
     return state["best_state"], state["history"]
+
+
+def _new_optimiser(method: DistillationMethod, settings: TrainSettings) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(method.trainable_parameters(), lr=settings.lr,
+                             weight_decay=settings.weight_decay)
 
 
 def _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup, w_kd, device):
@@ -105,7 +111,7 @@ def _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup
     for noisy, clean in bar:
         noisy, clean = noisy.to(device), clean.to(device)
         with autocast:
-            _, losses = method(noisy, clean, epoch)
+            _, losses = method(noisy, clean, kd=w_kd != 0)
         loss = w_sup * losses["sup"].float() + w_kd * losses["kd"].float()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}: {losses}")

@@ -4,6 +4,7 @@ import shlex
 
 from kdsd.corpus import sources
 from kdsd.metrics import METRICS
+from kdsd.train.jobs import check_students, run_scenarios
 
 # A score table's columns follow kdsd's metric list; as a rule param, a change to that list
 # makes Snakemake rescore instead of mixing old and new tables.
@@ -15,8 +16,11 @@ sources.check(config["corpus"], config["evaluation"]["test_sets"])
 CORPUS = f"{RESULTS}/corpus/{config['corpus']['source']}"
 TEST_SETS = config["evaluation"]["test_sets"] or sources.test_splits(config["corpus"])
 config["evaluation"]["test_sets"] = TEST_SETS  # resolved, so provenance and report name them
-SCENARIOS = list(config["students"]["scenarios"])
+SCENARIOS = run_scenarios(config["students"])
 METHODS = config["students"]["methods"]
+# Unknown methods or variants, bad KD options and shape clashes stop the run here, before any job.
+check_students(config)
+METHOD_FILES = config["students"]["method_files"]
 SEEDS = config["students"]["seeds"]
 REFERENCES = config["evaluation"]["references"]
 

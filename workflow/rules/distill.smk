@@ -6,6 +6,7 @@ rule distill_student:
         teacher=rules.train_teacher.output.model,
         train=manifest("train"),
         valid=manifest("valid"),
+        method_files=METHOD_FILES,  # an edited method file retrains its students
     output:
         model=f"{RESULTS}/models/students/{{scenario}}/{{method}}/seed{{seed}}/model.pt",
         history=f"{RESULTS}/models/students/{{scenario}}/{{method}}/seed{{seed}}/history.csv",
@@ -17,6 +18,7 @@ rule distill_student:
     benchmark:
         f"{RESULTS}/benchmarks/models/students/{{scenario}}/{{method}}/seed{{seed}}.tsv"
     threads: 1
+    priority: 50  # training is the critical path: students start before any scoring
     resources:
         mem_mb=4000,
         runtime=240,

@@ -16,6 +16,7 @@ rule train_teacher:
     benchmark:
         f"{RESULTS}/benchmarks/models/teacher.tsv"
     threads: 4
+    priority: 100  # the start of the critical path: before the students and any scoring
     resources:
         mem_mb=8000,
         runtime=240,

@@ -1,4 +1,7 @@
-"""Supervised losses on waveforms: negative SI-SDR plus a compressed-magnitude term."""
+"""Supervised losses on waveforms (negative SI-SDR plus a compressed-magnitude term).
+
+Below both `kdsd.train` and `kdsd.distill`, which both use them: imports run down the layers only.
+"""
 from __future__ import annotations
 
 import torch
