@@ -116,6 +116,15 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample_note: 
     return resample(wave, sr, sample_rate)
 
 
+def read_pair(clean_path: str | Path, noisy_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A manifest row's (clean, noisy) samples, refused unless they have the same length."""
+    clean, noisy = read_audio(clean_path), read_audio(noisy_path)
+    if len(noisy) != len(clean):
+        raise KdsdError(f"{noisy_path}: {len(noisy)} samples but its clean reference has "
+                        f"{len(clean)} ({clean_path})")
+    return clean, noisy
+
+
 def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write float samples as 32-bit float WAV (no quantisation noise in the corpus), atomically."""
     wave = np.asarray(wave, dtype=np.float32)

@@ -8,6 +8,7 @@ rounding. Chunks start on the STFT hop grid so their frames are the whole file's
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -171,13 +172,27 @@ def enhance_file(model: nn.Module, in_path: str | Path, out_path: str | Path,
     if rate != SAMPLE_RATE:  # the input is in memory already; so is its estimate
         pieces = iter([resample(np.concatenate(list(pieces)), SAMPLE_RATE, rate)])
     clip = subtype not in FLOAT_SUBTYPES  # integer formats wrap around past full scale
-    with atomic_path(out_path) as tmp, _progress(in_path, source.length) as bar:
+    with _new_folders_removed_on_error(out_path.parent), atomic_path(out_path) as tmp, \
+            _progress(in_path, source.length) as bar:
         with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=1, format=fmt,
                           subtype=subtype) as out:
             for piece in pieces:
                 out.write(np.clip(piece, -1.0, 1.0) if clip else piece)
                 bar.update(len(piece) * SAMPLE_RATE // rate)
     return out_path
+
+
+@contextlib.contextmanager
+def _new_folders_removed_on_error(folder: Path):
+    """Folders created for an output that then fails are removed again (if still empty)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for p in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
 
 
 def _progress(path: Path, length: int):

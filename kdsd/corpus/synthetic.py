@@ -40,6 +40,7 @@ from kdsd.corpus.manifest import write_manifest
 from kdsd.corpus.mixing import mix_at_snr, normalise_speech
 from kdsd.corpus.noise import make_noise
 from kdsd.corpus.rir import describe, draw_room, make_rir, reverberate
+from kdsd.corpus.sources import check_ranges
 from kdsd.corpus.speakers import Speaker, speakers_in
 from kdsd.corpus.text import sentences, split_sentences
 from kdsd.corpus.tts import synthesize
@@ -71,10 +72,8 @@ def split_plans(corpus: dict) -> dict[str, SplitPlan]:
     overlap = set(train_fams) & set(test_fams)
     if overlap:
         raise KdsdError(f"config corpus: noise families both in training and test-only: {sorted(overlap)}")
+    check_ranges(corpus)
     snr, low_snr = tuple(corpus["snr_db"]), tuple(corpus["test_snr_db"])
-    for key, (lo, hi) in (("snr_db", snr), ("test_snr_db", low_snr)):
-        if lo > hi:
-            raise KdsdError(f"config corpus.{key}: low end {lo} is above high end {hi}")
     if low_snr[1] > snr[0]:
         raise KdsdError(f"config corpus.test_snr_db {list(low_snr)} must lie below the training "
                         f"range snr_db {list(snr)}")
