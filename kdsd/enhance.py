@@ -127,17 +127,19 @@ class _Source:
             self.memory = None
             self.length = info.frames
         else:
-            self.memory = resample_with_note(self._read(0, info.frames), path, self.rate, SAMPLE_RATE)
+            whole = self._read(0, None)  # to the end: compressed formats may not know their length
+            self.memory = resample_with_note(whole, path, self.rate, SAMPLE_RATE)
             self.length = len(self.memory)
 
-    def _read(self, first: int, last: int) -> np.ndarray:
+    def _read(self, first: int, last: int | None) -> np.ndarray:
         try:
             with sf.SoundFile(str(self.path)) as f:
                 f.seek(first)
-                block = f.read(last - first, dtype="float32", always_2d=True)
+                block = f.read(-1 if last is None else last - first, dtype="float32",
+                               always_2d=True)
         except READ_ERRORS as exc:
             raise unreadable(self.path, exc) from None
-        if len(block) != last - first:
+        if last is not None and len(block) != last - first:
             raise KdsdError(f"{self.path}: ends after {first + len(block)} samples although its "
                             f"header says {last} (truncated file?)")
         mono = to_mono(block, self.path, self.options.channel, self.options.mix, MONO_HINT)
@@ -152,8 +154,8 @@ def output_format(path: Path) -> tuple[str, str]:
     fmt = {".oga": "OGG", ".aif": "AIFF", ".snd": "AU"}.get(path.suffix.lower(),
                                                              path.suffix[1:].upper())
     if fmt not in sf.available_formats() or fmt == "RAW":
-        raise KdsdError(f"{path}: unknown output audio format {path.suffix!r}; use one of "
-                        f"{', '.join(AUDIO_SUFFIXES)}")
+        raise KdsdError(f"{path}: unknown output audio format {path.suffix!r}; use a suffix "
+                        "libsndfile writes: .wav, .flac, .ogg, .aiff, ...")
     return fmt, "FLOAT" if fmt in ("WAV", "WAVEX", "RF64", "W64") else sf.default_subtype(fmt)
 
 
