@@ -143,7 +143,7 @@ def test_nan_after_the_first_chunk_leaves_no_partial_output(tmp_path):
     with pytest.raises(KdsdError, match="inf.wav: contains NaN or Inf"):
         enhance_file(trained_shape_model(), tmp_path / "inf.wav", tmp_path / "out" / "o.wav",
                      EnhanceOptions(chunk_s=0.5))
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # nor the folder made for it
 
 
 def test_output_equal_to_input_is_refused_and_the_input_kept(tmp_path):
