@@ -207,3 +207,12 @@ def test_cli_cuda_flag(tmp_path, saved_model, env_with_venv):
     assert result.returncode == 0, result.stderr
     np.testing.assert_allclose(sf.read(tmp_path / "gpu.wav")[0],
                                enhance_wave(trained_shape_model(), noise(2.0)), atol=1e-4)
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_enhanced_again(tmp_path):
+    model = trained_shape_model()
+    sf.write(tmp_path / "a.wav", noise(0.5), SR)
+    for _ in range(2):
+        written = enhance_paths(model, tmp_path, tmp_path / "enhanced")
+        assert written == [tmp_path / "enhanced" / "a.wav"]
+    assert sorted(p.name for p in (tmp_path / "enhanced").rglob("*")) == ["a.wav"]
