@@ -46,28 +46,83 @@ def resample_single_thread(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.nd
             torch.set_num_threads(threads)
 
 
-def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample_note: bool = True) -> np.ndarray:
-    """Mono float32 samples of ``path`` at ``sample_rate``."""
+MONO_HINT = "mix down or pick a channel first"
+READ_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError)
+
+
+def unreadable(path: str | Path, exc: Exception) -> KdsdError:
+    return KdsdError(f"{path}: not a readable audio file ({str(exc).splitlines()[0]})")
+
+
+def audio_info(path: str | Path):
+    """The header of an audio file (``soundfile.info``), refusing what holds no audio: a missing
+    path, a folder, an unreadable file, zero samples."""
     path = Path(path)
+    if path.is_dir():
+        raise KdsdError(f"{path}: is a folder, not an audio file")
     if not path.is_file():
         raise KdsdError(f"{path}: no such file")
     try:
-        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise KdsdError(f"{path}: not a readable audio file ({str(exc).splitlines()[0]})") from None
-    if wave.shape[0] == 0:
+        info = sf.info(str(path))
+    except READ_ERRORS as exc:
+        raise unreadable(path, exc) from None
+    if info.frames == 0:
         raise KdsdError(f"{path}: empty audio file (0 samples)")
-    if wave.shape[1] != 1:
-        raise KdsdError(f"{path}: has {wave.shape[1]} channels; kdsd expects mono audio "
-                        "(mix down or pick a channel first)")
-    wave = wave[:, 0]
+    return info
+
+
+def to_mono(block: np.ndarray, path: str | Path, channel: int | None = None, mix: bool = False,
+            hint: str = MONO_HINT) -> np.ndarray:
+    """``(frames, channels)`` samples as one channel: the only one, channel ``channel``
+    (1-based), or the average of all with ``mix``; anything else is refused with ``hint``."""
+    channels = block.shape[1]
+    if channel is not None:
+        if not 1 <= channel <= channels:
+            raise KdsdError(f"{path}: has {channels} channel(s); cannot pick channel {channel}")
+        return block[:, channel - 1]
+    if mix:
+        return block.mean(axis=1, dtype=np.float32)
+    if channels != 1:
+        raise KdsdError(f"{path}: has {channels} channels; kdsd expects mono audio ({hint})")
+    return block[:, 0]
+
+
+def check_finite(wave: np.ndarray, path: str | Path) -> np.ndarray:
     if not np.isfinite(wave).all():
         raise KdsdError(f"{path}: contains NaN or Inf samples")
-    if sr != sample_rate:
-        if resample_note:
-            print(f"kdsd: note: {path}: resampling {sr} Hz -> {sample_rate} Hz", file=sys.stderr)
-        wave = resample(wave, sr, sample_rate)
     return wave
+
+
+def resample_with_note(wave: np.ndarray, path: str | Path, orig_sr: int, new_sr: int) -> np.ndarray:
+    if orig_sr != new_sr:
+        print(f"kdsd: note: {path}: resampling {orig_sr} Hz -> {new_sr} Hz", file=sys.stderr)
+    return resample(wave, orig_sr, new_sr)
+
+
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample_note: bool = True,
+               channel: int | None = None, mix: bool = False, hint: str = MONO_HINT) -> np.ndarray:
+    """Mono float32 samples of ``path`` at ``sample_rate`` (see :func:`to_mono` for channels)."""
+    path = Path(path)
+    audio_info(path)  # one-line errors for a folder, a missing, unreadable or empty file
+    try:
+        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except READ_ERRORS as exc:
+        raise unreadable(path, exc) from None
+    if wave.shape[0] == 0:
+        raise KdsdError(f"{path}: empty audio file (0 samples)")
+    wave = check_finite(to_mono(wave, path, channel, mix, hint), path)
+    if resample_note:
+        return resample_with_note(wave, path, sr, sample_rate)
+    return resample(wave, sr, sample_rate)
+
+
+def read_pair(clean_path: str | Path, noisy_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A manifest row's (clean, noisy) samples, refused unless they have the same length."""
+    clean, noisy = read_audio(clean_path), read_audio(noisy_path)
+    if len(noisy) != len(clean):
+        raise KdsdError(f"{noisy_path}: {len(noisy)} samples but its clean reference has "
+                        f"{len(clean)} ({clean_path})")
+    return clean, noisy
 
 
 def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:

@@ -127,14 +127,20 @@ def cmd_runtime(args) -> None:
 def cmd_enhance(args) -> None:
     import torch
 
-    from kdsd.audio import read_audio, write_audio
-    from kdsd.enhance import enhance_wave
+    from kdsd.enhance import EnhanceOptions, enhance_paths
     from kdsd.models.io import load_model
 
     torch.set_num_threads(max(1, args.threads))
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise KdsdError("--device cuda: no CUDA device is available here; use --device cpu")
     model, _ = load_model(args.model)
-    write_audio(args.output, enhance_wave(model, read_audio(args.input)))
-    print(f"kdsd: wrote {args.output}", file=sys.stderr)
+    if args.chunk_s is not None and args.chunk_s <= 0:
+        raise KdsdError(f"--chunk-s: must be positive, got {args.chunk_s}")
+    options = EnhanceOptions(channel=args.channel, mix=args.mix, keep_rate=args.keep_rate,
+                             **({"chunk_s": args.chunk_s} if args.chunk_s else {}))
+    written = enhance_paths(model.to(args.device), args.input, args.output, options)
+    print(f"kdsd: wrote {written[0] if len(written) == 1 else f'{len(written)} files'}",
+          file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,10 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmarks", required=True, help="results/benchmarks")
     p.add_argument("--out", required=True, help="runtime.csv")
 
-    p = add("enhance", cmd_enhance, "denoise a WAV file with a trained model")
+    p = add("enhance", cmd_enhance, "denoise an audio file, or a folder of them, with a trained model")
     p.add_argument("--model", required=True, help="a model.pt written by kdsd")
-    p.add_argument("input", type=Path, help="noisy mono WAV (other rates are resampled to 16 kHz)")
-    p.add_argument("output", type=Path, help="where to write the 16 kHz estimate")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    channels = p.add_mutually_exclusive_group()
+    channels.add_argument("--channel", type=int, metavar="N", help="enhance channel N (1 = first) "
+                          "of multi-channel input (refused otherwise)")
+    channels.add_argument("--mix", action="store_true", help="average the channels of multi-channel input")
+    p.add_argument("--keep-rate", action="store_true",
+                   help="write at the input's sample rate (default: 16 kHz, the model's rate)")
+    p.add_argument("--chunk-s", type=float, help="seconds per network pass (default 10): memory, "
+                   "not the result, depends on it")
+    p.add_argument("input", help="noisy audio file (any libsndfile format and rate), or a folder")
+    p.add_argument("output", help="output file (format from its suffix; WAV is 32-bit float), or "
+                   "a folder (created; relative paths and names kept)")
     return parser
 
 

@@ -29,6 +29,7 @@ def staged_dir(out_dir: str | Path):
     if out_dir.exists() and not out_dir.is_dir():
         raise KdsdError(f"{out_dir}: exists and is not a folder; cannot write a corpus split there")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_stages(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; outputs should read like any folder
@@ -36,6 +37,13 @@ def staged_dir(out_dir: str | Path):
         _replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale_stages(out_dir: Path) -> None:
+    """Remove staging folders a killed build of ``out_dir`` left behind (one build of a split
+    runs at a time: Snakemake never runs two jobs for the same output)."""
+    for stale in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _replace_dir(new: Path, out_dir: Path) -> None:

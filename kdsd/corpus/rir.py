@@ -1,37 +1,30 @@
-"""Synthetic room impulse responses: a seeded, numpy-only shoebox model.
+"""Synthetic room impulse responses from pyroomacoustics, seeded.
 
 A ``Room`` is a shoebox (length x width x height), a microphone, a speech source and a noise
 source, and a reverberation time ``rt60``: the mid-frequency value (500 Hz - 2 kHz bands, e.g.
-the 1 kHz octave); the broadband T30 comes out ~8 % lower, as high bands decay faster.
-``make_rir(room, seed, which=...)`` builds the response from one of the two sources to the
-microphone in three parts:
+the 1 kHz octave). ``make_rir(room, seed, which=...)`` simulates the response from one of the
+two sources to the microphone with pyroomacoustics' hybrid simulator:
 
-1. **Direct path**: one sample at ``round(d / c * fs)`` (c = 343 m/s), the response's first
-   non-zero sample; the whole RIR is scaled so that it equals 1.
-2. **Early reflections**: the image sources of the shoebox up to order ``MAX_IMAGE_ORDER``
-   (Allen & Berkley), each at its own integer delay, with amplitude ``beta**order * d / d_image``
-   times a seeded +-20 % jitter for wall irregularity. The wall reflection coefficient comes from
-   Sabine's formula: ``alpha = 0.161 V / (S rt60)``, ``beta = sqrt(1 - alpha)``.
-3. **Late tail**: seeded white Gaussian noise split into six octave-wide bands (smooth,
-   complementary FFT masks, edges 250 / 500 / 1k / 2k / 4k Hz). Band ``b`` decays by 60 dB in
-   ``rt60 * RT60_FACTORS[b]`` (longer below 500 Hz, shorter above 2 kHz, as walls and air absorb
-   high frequencies more), counted from the direct arrival; it fades in (raised cosine) from the
-   first reflection over the mixing time ``sqrt(V)`` ms.
+* walls: one material whose mid-band energy absorption comes from the RT60 by inverse Sabine
+  (``pyroomacoustics.inverse_sabine``), more absorbing above 2 kHz and less below 500 Hz
+  (``ABSORPTION_BY_BAND``, as real walls), with light scattering (``SCATTERING``) so the late
+  field becomes diffuse;
+* early part: image sources up to order ``ISM_ORDER`` (fractional delays);
+* late part: ray tracing (the ``seed`` drives its random rays), plus air absorption.
 
-The tail's gain sets the direct-to-reverberant ratio to the diffuse-field value
-``DRR = 20 log10(d_c / d)`` with critical distance ``d_c = 0.057 sqrt(V / rt60)`` m, so
-``Room.drr_db`` is exact for every seed (the reflections are capped at half of the
-reverberant energy, so the exponential tail dominates the decay). ``draw_room`` keeps the
-speech source within ``2 d_c`` (DRR >= -6 dB) and the noise source within ``3 d_c``. The direct
-path is always the largest sample: reflections are capped at ``MAX_REVERB_PEAK`` and a tail draw
-that would reach it is drawn again from the same seeded generator.
+The response is normalised to a direct-path peak of 1 at sample ``round(d / c * fs)`` (the
+simulator's fractional-delay filter latency is removed) and cut to a fixed length.
+``Room.drr`` is the diffuse-field prediction ``20 log10(d_c / d)`` with critical distance
+``d_c = 0.057 sqrt(V / rt60)``; simulated responses measure (``measure_drr``) a few dB above it
+(their late field is less dense than a diffuse one) but follow its change with distance, so the
+manifest records the measured value. ``draw_room`` keeps the speech source within ``2 d_c`` and
+the noise source within ``3 d_c``.
 
 ``reverberate`` aligns its output to the direct path by default, so the dry signal remains a
 sample-aligned target for the reverberant one.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,15 +32,14 @@ import numpy as np
 from kdsd import SAMPLE_RATE
 from kdsd.errors import KdsdError
 
-SPEED_OF_SOUND = 343.0           # m/s
-MAX_IMAGE_ORDER = 3              # early reflections: images with |kx| + |ky| + |kz| <= 3
-BAND_EDGES_HZ = (250.0, 500.0, 1000.0, 2000.0, 4000.0)
-RT60_FACTORS = (1.2, 1.1, 1.0, 1.0, 0.85, 0.7)   # per band, low to high
-REFLECTION_JITTER = 0.2
-MAX_REFLECTION_SHARE = 0.5       # of the reverberant energy; the tail keeps the rest
-MAX_REVERB_PEAK = 0.9           # no reflection or tail sample reaches the direct path's 1
-MAX_TAIL_DRAWS = 20
-TAIL_LENGTH = 1.25               # RIR lasts the slowest band's RT60 x this (to about -75 dB)
+SPEED_OF_SOUND = 343.0           # m/s, pyroomacoustics' constant c (a ShoeBox has no setting)
+ISM_ORDER = 8                    # image sources up to this order, ray tracing beyond
+SCATTERING = 0.05
+HIGHPASS_HZ = 10.0               # DC blocker, as pyroomacoustics' own (but causal)
+BAND_CENTRES_HZ = (125, 250, 500, 1000, 2000, 4000, 8000)
+ABSORPTION_BY_BAND = (1 / 1.2, 1 / 1.1, 1.0, 1.0, 1 / 0.85, 1 / 0.7, 1 / 0.6)  # x mid-band value
+TAIL_LENGTH = 1.5                # RIR lasts the rt60 x this after the direct path (about -90 dB)
+DIRECT_WINDOW_S = 0.0025         # direct sound = +-2.5 ms around its peak (for measure_drr)
 SOURCES = ("speech", "noise")
 
 # draw_room ranges
@@ -88,7 +80,7 @@ class Room:
         return float(np.linalg.norm(np.subtract(self.source(which), self.mic)))
 
     def drr(self, which: str = "speech") -> float:
-        """Direct-to-reverberant ratio (dB) of ``make_rir(self, seed, which=which)``."""
+        """Diffuse-field direct-to-reverberant ratio (dB) at the ``which`` source's distance."""
         return 20.0 * float(np.log10(self.critical_distance_m / self.distance(which)))
 
     @property
@@ -121,11 +113,13 @@ def make_rir(room: Room, seed: int, sample_rate: int = SAMPLE_RATE, which: str =
              ) -> np.ndarray:
     """Impulse response (float32) from ``room``'s ``which`` source to its microphone.
 
-    Geometry comes from ``room``; ``seed`` draws the reflection jitter and the tail noise, so the
-    same (room, seed, which) always gives the same samples.
+    Geometry comes from ``room``; ``seed`` drives the simulator's random rays, so the same
+    (room, seed, which) always gives the same samples.
     """
-    src = np.asarray(room.source(which), dtype=np.float64)
-    mic = np.asarray(room.mic, dtype=np.float64)
+    import pyroomacoustics as pra
+    from scipy.signal import butter, sosfilt
+
+    src, mic = np.asarray(room.source(which), dtype=np.float64), np.asarray(room.mic, dtype=np.float64)
     size = np.asarray(room.size, dtype=np.float64)
     if room.rt60 <= 0 or np.any(src <= 0) or np.any(src >= size) or np.any(mic <= 0) \
             or np.any(mic >= size):
@@ -133,52 +127,33 @@ def make_rir(room: Room, seed: int, sample_rate: int = SAMPLE_RATE, which: str =
                         "inside the room")
     if int(seed) < 0:
         raise KdsdError(f"RIR seed must be a non-negative integer, got {seed}")
-    rng = np.random.default_rng([int(seed), SOURCES.index(which)])
-    fs = float(sample_rate)
-    d = float(np.linalg.norm(src - mic))
-    t0 = int(round(d / SPEED_OF_SOUND * fs))
-    longest = room.rt60 * max(RT60_FACTORS)
-    n = t0 + int(np.ceil(TAIL_LENGTH * longest * fs))
-    rir = np.zeros(n)
-    rir[t0] = 1.0
-
-    # early reflections (image sources), amplitudes relative to the direct path
-    beta = _wall_reflection(room)
-    delays, amps = [], []
-    for k in itertools.product(range(-MAX_IMAGE_ORDER, MAX_IMAGE_ORDER + 1), repeat=3):
-        order = sum(abs(i) for i in k)
-        if order == 0 or order > MAX_IMAGE_ORDER:
-            continue
-        k = np.asarray(k)
-        image = k * size + np.where(k % 2 == 0, src, size - src)
-        dist = float(np.linalg.norm(image - mic))
-        delays.append(int(round(dist / SPEED_OF_SOUND * fs)))
-        amps.append(beta**order * d / dist)
-    delays = np.asarray(delays)
-    amps = np.asarray(amps) * rng.uniform(1 - REFLECTION_JITTER, 1 + REFLECTION_JITTER, len(amps))
-    keep = delays < n
-    delays, amps = delays[keep], amps[keep]
-
-    # energy budget: the reverberant part (all but the direct sample) carries 10**(-DRR/10)
-    target = 10.0 ** (-room.drr(which) / 10.0)
-    early = np.zeros(n)
-    np.add.at(early, delays, amps)
-    early = np.minimum(early, MAX_REVERB_PEAK)  # coincident reflections too
-    if np.sum(early**2) > MAX_REFLECTION_SHARE * target:
-        early *= np.sqrt(MAX_REFLECTION_SHARE * target / np.sum(early**2))
-    # gain g with |early + g tail|^2 = target exactly (cross terms included). A tail draw whose
-    # peak would rival the direct path (possible at low DRR and short rt60) is drawn again.
-    for _ in range(MAX_TAIL_DRAWS):
-        tail = _late_tail(rng, n, t0, int(delays.min()) if delays.size else t0 + 1,
-                          room.rt60, np.sqrt(room.volume) * 1e-3 * fs, fs)
-        a, b, c = np.sum(tail**2), np.sum(early * tail), np.sum(early**2) - target
-        reverb = early + (-b + np.sqrt(b * b - a * c)) / a * tail
-        if np.abs(reverb).max() < MAX_REVERB_PEAK:
-            break
-    else:  # pathological geometry (e.g. a custom room with huge reverberant energy)
-        reverb = np.clip(reverb, -MAX_REVERB_PEAK, MAX_REVERB_PEAK)
-    rir += reverb
-    return rir.astype(np.float32)
+    try:
+        absorption, _ = pra.inverse_sabine(room.rt60, list(room.size), c=SPEED_OF_SOUND)
+    except ValueError:
+        raise KdsdError(f"room {describe(room)}: too large for an RT60 of {room.rt60} s "
+                        "(walls would absorb more than all the energy)") from None
+    material = pra.Material({"coeffs": [min(0.99, absorption * k) for k in ABSORPTION_BY_BAND],
+                             "center_freqs": list(BAND_CENTRES_HZ)}, SCATTERING)
+    # pyroomacoustics draws from package-wide generators: seed them for this response
+    pra.random.seed(numpy=[int(seed), SOURCES.index(which)],
+                    libroom=int(seed) * len(SOURCES) + SOURCES.index(which))
+    sim = pra.ShoeBox(list(room.size), fs=sample_rate, materials=material, max_order=ISM_ORDER,
+                      air_absorption=True, ray_tracing=True)
+    sim.add_source(list(src))
+    sim.add_microphone(list(mic))
+    zero_phase_highpass = pra.constants.get("rir_hpf_enable")
+    pra.constants.set("rir_hpf_enable", False)  # it would ring before the direct sound
+    try:
+        sim.compute_rir()
+    finally:
+        pra.constants.set("rir_hpf_enable", zero_phase_highpass)
+    latency = pra.constants.get("frac_delay_length") // 2
+    rir = sosfilt(butter(2, HIGHPASS_HZ, "highpass", fs=sample_rate, output="sos"),
+                  np.asarray(sim.rir[0][0], dtype=np.float64))[latency:]
+    n = int(round(float(np.linalg.norm(src - mic)) / SPEED_OF_SOUND * sample_rate)) \
+        + int(np.ceil(TAIL_LENGTH * room.rt60 * sample_rate))
+    rir = np.pad(rir, (0, max(0, n - len(rir))))[:n]
+    return (rir / np.abs(rir).max()).astype(np.float32)
 
 
 def reverberate(wave: np.ndarray, rir: np.ndarray, align: bool = True) -> np.ndarray:
@@ -202,9 +177,11 @@ def reverberate(wave: np.ndarray, rir: np.ndarray, align: bool = True) -> np.nda
     return (y - y.mean()).astype(np.float32)
 
 
-def describe(room: Room) -> str:
-    """Short manifest text, e.g. ``rt60=0.62;drr=3.1;d=1.20;room=6.1x4.3x2.9``."""
-    return (f"rt60={room.rt60:.2f};drr={room.drr_db:.1f};d={room.distance_m:.2f};"
+def describe(room: Room, drr_db: float | None = None) -> str:
+    """Short manifest text, e.g. ``rt60=0.62;drr=3.1;d=1.20;room=6.1x4.3x2.9``; ``drr`` is
+    ``drr_db`` (pass the measured value of the speech RIR) or else the diffuse-field prediction."""
+    drr = room.drr_db if drr_db is None else drr_db
+    return (f"rt60={room.rt60:.2f};drr={drr:.1f};d={room.distance_m:.2f};"
             f"room={room.size[0]:.1f}x{room.size[1]:.1f}x{room.size[2]:.1f}")
 
 
@@ -239,11 +216,12 @@ def measure_rt60(rir: np.ndarray, sample_rate: int = SAMPLE_RATE,
     return float(-60.0 / slope)
 
 
-def measure_drr(rir: np.ndarray) -> float:
-    """Direct-to-reverberant ratio (dB): the direct-path sample against all other samples."""
+def measure_drr(rir: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
+    """Direct-to-reverberant ratio (dB): the energy within ``DIRECT_WINDOW_S`` of the peak
+    against all the rest."""
     h = np.asarray(rir, dtype=np.float64)
-    k = direct_index(h)
-    direct = h[k] ** 2
+    k, half = direct_index(h), int(round(DIRECT_WINDOW_S * sample_rate))
+    direct = np.sum(h[max(0, k - half): k + half + 1] ** 2)
     return float(10.0 * np.log10(direct / (np.sum(h**2) - direct)))
 
 
@@ -273,37 +251,3 @@ def _place_source(rng: np.random.Generator, size, mic, distance_range, max_dista
             return p
     raise KdsdError(f"cannot place a source {lo:.2f}-{hi:.2f} m from the microphone in a "
                     f"{size[0]:.1f}x{size[1]:.1f}x{size[2]:.1f} m room")
-
-
-def _wall_reflection(room: Room) -> float:
-    """Pressure reflection coefficient of the walls from Sabine's formula."""
-    lx, ly, lz = room.size
-    surface = 2.0 * (lx * ly + lx * lz + ly * lz)
-    alpha = float(np.clip(0.161 * room.volume / (surface * room.rt60), 0.01, 0.99))
-    return float(np.sqrt(1.0 - alpha))
-
-
-def _band_masks(n_fft: int, fs: float) -> np.ndarray:
-    """Smooth complementary octave masks (rows sum to one at every frequency)."""
-    f = np.maximum(np.fft.rfftfreq(n_fft, 1.0 / fs), 1e-3)
-    # lowpass at each edge, raised-cosine transition one octave wide (edge/sqrt2 .. edge*sqrt2)
-    lows = [0.5 * (1.0 - np.sin(np.pi * np.clip(np.log2(f / e), -0.5, 0.5)))
-            for e in BAND_EDGES_HZ]
-    bounds = [np.zeros_like(f), *lows, np.ones_like(f)]
-    return np.stack([bounds[i + 1] - bounds[i] for i in range(len(RT60_FACTORS))])
-
-
-def _late_tail(rng: np.random.Generator, n: int, t0: int, t_first: int, rt60: float,
-               mixing: float, fs: float) -> np.ndarray:
-    noise_spec = np.fft.rfft(rng.standard_normal(n))
-    bands = np.fft.irfft(noise_spec[None, :] * _band_masks(n, fs), n)
-    t = (np.arange(n) - t0) / fs
-    tail = np.zeros(n)
-    for band, factor in zip(bands, RT60_FACTORS):
-        tail += band * 10.0 ** (-3.0 * np.maximum(t, 0.0) / (rt60 * factor))  # -60 dB at rt60
-    ramp = np.clip((np.arange(n) - t_first) / max(mixing, 1.0), 0.0, 1.0)
-    tail *= 0.5 - 0.5 * np.cos(np.pi * ramp)
-    fade = min(n - t0 - 1, int(0.01 * fs))  # 10 ms fade-out at the (about -75 dB) end
-    if fade > 0:
-        tail[-fade:] *= np.linspace(1.0, 0.0, fade)
-    return tail

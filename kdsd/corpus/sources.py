@@ -34,9 +34,21 @@ def test_splits(corpus: dict) -> list[str]:
     return [s for s in splits(corpus) if s.startswith("test_")]
 
 
+# [low, high] config pairs (the schema checks each end, not their order)
+RANGE_KEYS = ("snr_db", "test_snr_db", "rt60_s")
+
+
+def check_ranges(corpus: dict) -> None:
+    for key in RANGE_KEYS:
+        if key in corpus and corpus[key][0] > corpus[key][1]:
+            low, high = corpus[key]
+            raise KdsdError(f"config corpus.{key}: low end {low} is above high end {high}")
+
+
 def check(corpus: dict, test_sets: list[str] | None = None) -> None:
-    """Refuse a corpus that cannot be built, before any job starts: folders missing on disk, or
-    test sets asked for that this source does not provide."""
+    """Refuse a corpus that cannot be built, before any job starts: inverted ranges, folders
+    missing on disk, or test sets asked for that this source does not provide."""
+    check_ranges(corpus)
     module = _module(corpus)
     module.check_layout(corpus)
     unknown = [t for t in test_sets or [] if t not in test_splits(corpus)]

@@ -39,7 +39,8 @@ from kdsd.corpus.build import map_jobs, staged_dir
 from kdsd.corpus.manifest import write_manifest
 from kdsd.corpus.mixing import mix_at_snr, normalise_speech
 from kdsd.corpus.noise import make_noise
-from kdsd.corpus.rir import describe, draw_room, make_rir, reverberate
+from kdsd.corpus.rir import describe, draw_room, make_rir, measure_drr, reverberate
+from kdsd.corpus.sources import check_ranges
 from kdsd.corpus.speakers import Speaker, speakers_in
 from kdsd.corpus.text import sentences, split_sentences
 from kdsd.corpus.tts import synthesize
@@ -71,10 +72,8 @@ def split_plans(corpus: dict) -> dict[str, SplitPlan]:
     overlap = set(train_fams) & set(test_fams)
     if overlap:
         raise KdsdError(f"config corpus: noise families both in training and test-only: {sorted(overlap)}")
+    check_ranges(corpus)
     snr, low_snr = tuple(corpus["snr_db"]), tuple(corpus["test_snr_db"])
-    for key, (lo, hi) in (("snr_db", snr), ("test_snr_db", low_snr)):
-        if lo > hi:
-            raise KdsdError(f"config corpus.{key}: low end {lo} is above high end {hi}")
     if low_snr[1] > snr[0]:
         raise KdsdError(f"config corpus.test_snr_db {list(low_snr)} must lie below the training "
                         f"range snr_db {list(snr)}")
@@ -123,9 +122,10 @@ def _make_utterance(job) -> dict:
     if plan.reverb:
         drawn = draw_room(rng, tuple(corpus["rt60_s"]))
         rir_seed = int(rng.integers(2**31))
-        speech = reverberate(speech, make_rir(drawn, rir_seed, SAMPLE_RATE, "speech"))
+        speech_rir = make_rir(drawn, rir_seed, SAMPLE_RATE, "speech")
+        speech = reverberate(speech, speech_rir)
         noise = reverberate(noise, make_rir(drawn, rir_seed, SAMPLE_RATE, "noise"))
-        room = describe(drawn)
+        room = describe(drawn, measure_drr(speech_rir))
     speech = normalise_speech(speech, corpus["speech_level_dbfs"])
     clean, noisy = mix_at_snr(speech, noise, snr_db)
     utt_id = f"{plan.name}_{index:05d}"

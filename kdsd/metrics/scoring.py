@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kdsd.atomic import write_csv
-from kdsd.audio import read_audio
+from kdsd.audio import read_pair
 from kdsd.corpus.manifest import read_manifest
 from kdsd.enhance import enhance_wave
 from kdsd.errors import KdsdError
@@ -48,7 +48,7 @@ def _load_pairs(manifest_path: Path):
     table = read_manifest(manifest_path)
     root = manifest_path.parent
     for row in table.itertuples():
-        yield row, read_audio(root / row.clean_path), read_audio(root / row.noisy_path)
+        yield row, *read_pair(root / row.clean_path, root / row.noisy_path)
 
 
 def score_input(manifest_path: str | Path, out_csv: str | Path, workers: int = 1) -> Path:

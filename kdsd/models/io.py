@@ -20,7 +20,10 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {"UNetDAE": UNetDAE}
 def build_model(name: str, args: dict) -> nn.Module:
     if name not in MODEL_CLASSES:
         raise KdsdError(f"model: unknown model class {name!r}; valid: {', '.join(MODEL_CLASSES)}")
-    return MODEL_CLASSES[name](**args)
+    try:
+        return MODEL_CLASSES[name](**args)
+    except TypeError as exc:
+        raise KdsdError(f"model: arguments {args} do not fit {name} ({exc})") from None
 
 
 def save_model(path: str | Path, model: nn.Module, *, config: dict, seed: int,
@@ -43,6 +46,8 @@ def save_model(path: str | Path, model: nn.Module, *, config: dict, seed: int,
 
 def load_payload(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise KdsdError(f"{path}: is a folder, not a model file")
     if not path.is_file():
         raise KdsdError(f"{path}: no such model file")
     try:
@@ -58,6 +63,12 @@ def load_payload(path: str | Path) -> dict:
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     """The model in eval mode and its full payload."""
     payload = load_payload(path)
-    model = build_model(payload["name"], payload["args"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = build_model(payload["name"], payload["args"])
+        model.load_state_dict(payload["state_dict"])
+    except KdsdError as exc:
+        raise KdsdError(f"{path}: {str(exc).removeprefix('model: ')}") from None
+    except RuntimeError as exc:  # weights of another architecture
+        raise KdsdError(f"{path}: its weights do not fit {payload['name']}({payload['args']}) "
+                        f"({str(exc).splitlines()[0]})") from None
     return model.eval(), payload

@@ -6,9 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdsd.audio import read_audio
+from kdsd.audio import read_pair
 from kdsd.corpus.manifest import read_manifest
-from kdsd.errors import KdsdError
 
 
 class PairSet:
@@ -20,10 +19,7 @@ class PairSet:
         root = self.path.parent
         self.noisy, self.clean = [], []
         for row in self.table.itertuples():
-            noisy, clean = read_audio(root / row.noisy_path), read_audio(root / row.clean_path)
-            if len(noisy) != len(clean):
-                raise KdsdError(f"{root / row.noisy_path}: {len(noisy)} samples but its clean "
-                                 f"reference has {len(clean)}")
+            clean, noisy = read_pair(root / row.clean_path, root / row.noisy_path)
             self.noisy.append(noisy)
             self.clean.append(clean)
 
