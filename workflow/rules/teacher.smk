@@ -15,7 +15,7 @@ rule train_teacher:
         f"{RESULTS}/logs/models/teacher.log",
     benchmark:
         f"{RESULTS}/benchmarks/models/teacher.tsv"
-    threads: 4
+    threads: threads_up_to(4)
     resources:
         mem_mb=8000,
         runtime=240,
