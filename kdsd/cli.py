@@ -106,6 +106,13 @@ def cmd_report(args) -> None:
                   json.loads(args.provenance_json))
 
 
+def cmd_bench(args) -> None:
+    from kdsd.bench import bench
+
+    _threads(args)
+    bench(args.preset, args.method, args.steps)  # prints its table
+
+
 def cmd_enhance(args) -> None:
     import torch
 
@@ -117,6 +124,12 @@ def cmd_enhance(args) -> None:
     model, _ = load_model(args.model)
     write_audio(args.output, enhance_wave(model, read_audio(args.input)))
     print(f"kdsd: wrote {args.output}", file=sys.stderr)
+
+
+def torch_threads_default() -> int:
+    import os
+
+    return os.cpu_count() or 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--costs", nargs="+", required=True, help="cost JSON of each model")
     p.add_argument("--out-dir", required=True, help="results folder (tables/, plots/, summary.md)")
     p.add_argument("--provenance-json", default="{}")
+
+    p = add("bench", cmd_bench, "training loop vs its ceiling, inference and RTF of teacher and smallest student")
+    p.set_defaults(threads=torch_threads_default())
+    p.add_argument("--preset", default="default", help="default (config.yaml), a workflow/presets name, or a YAML path")
+    p.add_argument("--method", default="cosine", help="KD method of the student's loop")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per measurement (after one warm-up)")
 
     p = add("enhance", cmd_enhance, "denoise a WAV file with a trained model")
     p.add_argument("--model", required=True, help="a model.pt written by kdsd")
