@@ -64,8 +64,8 @@ SLURM_FIRST_POLL_S = "5"
 
 def slurm_missing_reason() -> str | None:
     """Why no SLURM run is possible here, or None when `sbatch` and a live cluster are present."""
-    if shutil.which("sbatch") is None:
-        return "sbatch not found (start one with workflow/scripts/local-slurm.sh start)"
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return "sbatch not found (start a local cluster with workflow/scripts/local-slurm.sh start)"
     answer = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
     if answer.returncode != 0 or not answer.stdout.strip():
         return f"no SLURM cluster answers sinfo: {answer.stderr.strip()[:200]}"
