@@ -12,6 +12,7 @@ Figures, not assertions: speed targets belong here, not in timed tests.
 """
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 
@@ -81,10 +82,12 @@ def _measure(label: str, method, train_cfg: dict, device: torch.device, steps: i
     model = method.student
     row = {"model": label, "params": count_parameters(model), "batch": batch,
            "crop_s": train_cfg["segment_s"]}
-    row["loop"] = audio_s / _time_per_step(_loop_steps(method, train_cfg, batch, segment, device), steps, device)
-    row["ceiling"] = audio_s / _time_per_step(_bare_steps(model, batch, segment, device), steps, device)
+    seconds = _seconds_per_step({"loop": _loop_steps(method, train_cfg, batch, segment, device),
+                                 "ceiling": _bare_steps(model, batch, segment, device),
+                                 "inference": _inference_steps(model, batch, segment, device)},
+                                steps, device)
+    row.update({name: audio_s / s for name, s in seconds.items()})
     row["ratio"] = row["loop"] / row["ceiling"]
-    row["inference"] = audio_s / _time_per_step(_inference_steps(model, batch, segment, device), steps, device)
     row["s_per_10h"] = 36_000 / row["loop"]
     cpu_model = UNetDAE(**model.args)
     cpu_model.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
@@ -92,15 +95,17 @@ def _measure(label: str, method, train_cfg: dict, device: torch.device, steps: i
     return row
 
 
-def _time_per_step(step, steps: int, device: torch.device) -> float:
-    """Median-free mean wall time of ``steps`` calls of ``step()``, after one warm-up call."""
-    step()
-    _sync(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return (time.perf_counter() - started) / steps
+def _seconds_per_step(steps_by_name: dict, repeats: int, device: torch.device) -> dict:
+    """Median wall time per call of each ``step()``, after two warm-up rounds (allocator, kernel
+    choice). The steps take turns, so that a shared machine's load weighs on all alike."""
+    times = {name: [] for name in steps_by_name}
+    for _ in range(2 + repeats):
+        for name, step in steps_by_name.items():
+            started = time.perf_counter()
+            step()
+            _sync(device)
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(t[2:]) for name, t in times.items()}
 
 
 def _loop_steps(method, train_cfg, batch, segment, device):
@@ -111,9 +116,9 @@ def _loop_steps(method, train_cfg, batch, segment, device):
     batches = PairSet.from_arrays(noisy, clean).batches(batch, segment, seed=0, epoch=0,
                                                         pin_memory=device.type == "cuda")
     optimiser = torch.optim.AdamW(method.trainable_parameters(), lr=train_cfg["lr"])
-    method.train()
 
     def step():
+        method.train()
         noisy_batch, clean_batch = next(batches)
         train_step(method, optimiser, noisy_batch, clean_batch, 0, 1.0, 1.0, train_cfg["grad_clip"], device)
     return step
@@ -121,9 +126,9 @@ def _loop_steps(method, train_cfg, batch, segment, device):
 
 def _bare_steps(model, batch, segment, device):
     noisy = torch.randn(batch, segment, device=device) * 0.1
-    model.train()
 
     def step():
+        model.train()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             estimate = model(noisy)
         estimate.float().pow(2).mean().backward()
@@ -133,10 +138,10 @@ def _bare_steps(model, batch, segment, device):
 
 def _inference_steps(model, batch, segment, device):
     noisy = torch.randn(batch, segment, device=device) * 0.1
-    model.eval()
 
     @torch.no_grad()
     def step():
+        model.eval()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             model(noisy)
     return step

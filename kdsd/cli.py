@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(threads=torch_threads_default())
     p.add_argument("--preset", default="default", help="default (config.yaml), a workflow/presets name, or a YAML path")
     p.add_argument("--method", default="cosine", help="KD method of the student's loop")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per measurement (after one warm-up)")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per measurement (median; after two warm-ups)")
 
     p = add("enhance", cmd_enhance, "denoise a WAV file with a trained model")
     p.add_argument("--model", required=True, help="a model.pt written by kdsd")

@@ -33,11 +33,12 @@ write_conf() {
     cpus=$(nproc)
     # Leave 512 MB to the system; memory is not a consumable resource (CR_Core) anyway.
     mem_mb=$(( $(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo) - 512 ))
+    # Loopback addresses: no reliance on this host's name resolving (CI containers).
     mkdir -p "$CONF_DIR" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm "$STATE"
     cat > "$CONF.tmp" <<EOF
 $MARK
 ClusterName=kdsd-local
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 StateSaveLocation=/var/spool/slurmctld
@@ -59,7 +60,7 @@ JobCompType=jobcomp/none
 MinJobAge=600
 ReturnToService=2
 SlurmdTimeout=300
-NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
     mv "$CONF.tmp" "$CONF"
