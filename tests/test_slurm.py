@@ -55,8 +55,11 @@ def test_summary_equals_the_local_run_number_for_number(smoke_reference, slurm_r
 def test_failed_job_is_reported_and_a_rerun_redoes_only_what_is_missing(smoke_reference, slurm_run):
     """Corrupt one student's model so that one scoring job fails; restore it and resume.
 
-    Mtimes are kept on corrupting and restoring, so nothing but the removed tables is out of date.
-    Runs last in this file: it leaves the run as it found it (asserted at the end).
+    Two score tables are removed and asked for (Snakemake rebuilds a missing intermediate file
+    only when asked or when something downstream is out of date): the teacher's, which must
+    succeed, and the corrupted student's, which must fail. Mtimes are kept on corrupting and
+    restoring, so nothing else is out of date. Runs last in this file: it leaves the run as it
+    found it (asserted at the end).
     """
     results = slurm_run.results
     broken, healthy = (results / "scores" / m / f"{TEST_SET}.csv" for m in (BROKEN_MODEL, HEALTHY_MODEL))
@@ -67,7 +70,9 @@ def test_failed_job_is_reported_and_a_rerun_redoes_only_what_is_missing(smoke_re
     model.write_bytes(original[: len(original) // 2])
     os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
-    failed = slurm_snakemake(slurm_run.workdir, "--retries", "0", "--keep-going", env=slurm_run.env)
+    failed = slurm_snakemake(slurm_run.workdir, "--retries", "0", "--keep-going",
+                             *(str(p.relative_to(slurm_run.workdir)) for p in (broken, healthy)),
+                             env=slurm_run.env)
     job_log = f"results/logs/scores/{BROKEN_MODEL}/{TEST_SET}.log"
     assert failed.returncode != 0
     assert job_log in failed.stderr  # Snakemake names the failed job's log
@@ -81,6 +86,7 @@ def test_failed_job_is_reported_and_a_rerun_redoes_only_what_is_missing(smoke_re
     rerun = executed_jobs(resumed.stderr)
     assert ("score_model", f"model={BROKEN_MODEL}, test_set={TEST_SET}") in rerun
     assert not any(w.startswith(f"model={HEALTHY_MODEL},") for _, w in rerun)  # finished: not rerun
+    # Only the failed job and what reads the two new tables (report, test_matched examples) run.
     assert planned_jobs(resumed.stderr) == {"score_model": 1, "report_results": 1,
                                            "listening_examples": 1, "all": 1}
     for name in (f"scores/{BROKEN_MODEL}/{TEST_SET}.csv", f"scores/{HEALTHY_MODEL}/{TEST_SET}.csv",
