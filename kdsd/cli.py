@@ -124,6 +124,13 @@ def cmd_runtime(args) -> None:
     write_runtime(args.benchmarks, args.out)
 
 
+def cmd_bench(args) -> None:
+    from kdsd.bench import bench
+
+    _threads(args)
+    bench(args.preset, args.method, args.steps)  # prints its table
+
+
 def cmd_enhance(args) -> None:
     import torch
 
@@ -141,6 +148,12 @@ def cmd_enhance(args) -> None:
     written = enhance_paths(model.to(args.device), args.input, args.output, options)
     print(f"kdsd: wrote {written[0] if len(written) == 1 else f'{len(written)} files'}",
           file=sys.stderr)
+
+
+def torch_threads_default() -> int:
+    import os
+
+    return os.cpu_count() or 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("runtime", cmd_runtime, "wall and CPU seconds per rule family from benchmark files")
     p.add_argument("--benchmarks", required=True, help="results/benchmarks")
     p.add_argument("--out", required=True, help="runtime.csv")
+
+    p = add("bench", cmd_bench, "training loop vs its ceiling, inference and RTF of teacher and smallest student")
+    p.set_defaults(threads=torch_threads_default())
+    p.add_argument("--preset", default="default", help="default (config.yaml), a workflow/presets name, or a YAML path")
+    p.add_argument("--method", default="cosine", help="KD method of the student's loop")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per measurement (median; after two warm-ups)")
 
     p = add("enhance", cmd_enhance, "denoise an audio file, or a folder of them, with a trained model")
     p.add_argument("--model", required=True, help="a model.pt written by kdsd")

@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny saved model, a tiny synthetic corpus config, the smoke reference run."""
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,23 @@ def smoke_reference(tmp_path_factory):
     report = snakemake(workdir, "--report", str(workdir / "results" / "report.html"), env=env)
     assert report.returncode == 0, report.stderr[-5000:]
     return SmokeRun(workdir, env)
+
+
+@pytest.fixture(scope="session")
+def second_run(tmp_path_factory):
+    """A second full smoke run in its own folder, compared against ``smoke_reference``.
+
+    It goes through SLURM (``--profile profiles/slurm``) when a cluster answers, so one run serves
+    both the SLURM tests and the determinism tests; without a cluster it is a second local run,
+    so determinism is still tested.
+    """
+    from smoke_runs import SecondRun, slurm_missing_reason, slurm_snakemake, snakemake, venv_env
+
+    env = venv_env()
+    workdir = tmp_path_factory.mktemp("second_run")
+    via_slurm = slurm_missing_reason() is None
+    started = time.monotonic()
+    run = slurm_snakemake(workdir, env=env) if via_slurm else snakemake(workdir, env=env)
+    assert run.returncode == 0, run.stderr[-5000:]
+    return SecondRun(workdir, env, via_slurm=via_slurm, output=run.stderr,
+                     wall_s=time.monotonic() - started)

@@ -7,6 +7,8 @@ determinism, SLURM and kill-and-resume tests compare their own runs against it.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -50,3 +52,109 @@ class SmokeRun:
         """Per-utterance score CSVs by path relative to ``results/scores``."""
         root = self.results / "scores"
         return {str(p.relative_to(root)): p for p in sorted(root.rglob("*.csv"))}
+
+
+# --- The second run: through SLURM when a cluster answers, else a second local run. ----------
+
+PROFILE_SLURM = REPO / "profiles" / "slurm"
+# Seconds before Snakemake first polls a submitted job (the plugin's default, 40, would add
+# minutes to a DAG of short jobs on a one-node cluster).
+SLURM_FIRST_POLL_S = "5"
+
+
+def slurm_missing_reason() -> str | None:
+    """Why no SLURM run is possible here, or None when `sbatch` and a live cluster are present."""
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return "sbatch not found (start a local cluster with workflow/scripts/local-slurm.sh start)"
+    answer = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    if answer.returncode != 0 or not answer.stdout.strip():
+        return f"no SLURM cluster answers sinfo: {answer.stderr.strip()[:200]}"
+    return None
+
+
+def slurm_snakemake(workdir: Path, *extra: str, env: dict | None = None,
+                    timeout: float = DAG_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """`snakemake --profile profiles/slurm` on the smoke preset; SLURM logs under ``workdir``."""
+    command = ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--profile", str(PROFILE_SLURM), "--configfile", str(REPO / "config.yaml"), str(SMOKE),
+               "--slurm-init-seconds-before-status-checks", SLURM_FIRST_POLL_S,
+               "--slurm-logdir", str(workdir / "slurm-logs"), *extra]
+    return subprocess.run(command, capture_output=True, text=True, env=env or venv_env(),
+                          cwd=workdir, timeout=timeout)
+
+
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
+
+
+def slurm_submissions(snakemake_output: str) -> dict[str, Path]:
+    """SLURM job id -> its log file, for every job Snakemake submitted with sbatch."""
+    return {slurm_id: Path(log) for _, slurm_id, log in SUBMITTED.findall(snakemake_output)}
+
+
+def planned_jobs(snakemake_output: str) -> dict[str, int]:
+    """Snakemake's "Job stats" table of a run: jobs per rule (``total`` left out)."""
+    table = snakemake_output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        rule, count = line.split()
+        if rule != "total":
+            counts[rule] = int(count)
+    return counts
+
+
+def executed_jobs(snakemake_output: str) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job Snakemake started, in the order it printed them."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", snakemake_output):
+        head = re.match(r"(?:local)?rule (\w+):\n", block)
+        if head:
+            wildcards = re.search(r"^    wildcards: (.*)$", block, re.M)
+            jobs.append((head.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+@dataclass
+class SecondRun(SmokeRun):
+    """The run compared against the reference: through SLURM, or local when no cluster answers."""
+
+    via_slurm: bool = False
+    output: str = ""           # Snakemake's stderr
+    wall_s: float = 0.0
+
+
+# Columns that measure wall-clock time, not the models: never equal between two runs.
+TIMING_COLUMNS = {"rtf_1thread", "seconds"}
+# ESTOI (pystoi) is not bit-reproducible between processes: its float64 numpy reductions take a
+# SIMD summation order that depends on the memory alignment of the audio arrays (the same
+# utterance copied to 8 differently aligned buffers gives two results 1.1e-16 apart; the SLURM
+# and local smoke runs differ by exactly that). Every column derived from it (input_estoi, estoi,
+# estoi_i and their means, stds, intervals: up to 2.4e-15 seen) may therefore differ in the last
+# bits, and the retained fraction (student over teacher ESTOI improvement, a small divisor on
+# the smoke preset) relatively so: 3e-12 relative seen. Relative 1e-9 (plus 1e-12 absolute) is
+# two orders above what was seen and far below any digit a table reports.
+LAST_BIT_COLUMNS = {"estoi": 1e-9}
+
+
+def table_differences(ours: Path, theirs: Path, skip: set = TIMING_COLUMNS) -> list[str]:
+    """Where two CSV tables differ, value for value (NaN equals NaN); empty when identical.
+
+    Exact equality everywhere except the columns named in ``LAST_BIT_COLUMNS`` (by substring).
+    """
+    import numpy as np
+    import pandas as pd
+
+    a, b = pd.read_csv(ours), pd.read_csv(theirs)
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return [f"{ours.name}: columns or row count differ"]
+    differences = []
+    for column in (c for c in a.columns if c not in skip):
+        x, y = a[column].to_numpy(), b[column].to_numpy()
+        tolerance = next((t for name, t in LAST_BIT_COLUMNS.items() if name in column), 0.0)
+        if x.dtype.kind in "fiu" and y.dtype.kind in "fiu":
+            same = (np.allclose(x, y, rtol=tolerance, atol=1e-12, equal_nan=True) if tolerance
+                    else np.array_equal(x, y, equal_nan=True))
+        else:
+            same = a[column].equals(b[column])  # missing values in the same places count as equal
+        if not same:
+            differences.append(f"{ours.name}: column {column}")
+    return differences

@@ -2,6 +2,7 @@
 import json
 import shlex
 
+from kdsd.cluster import capped_threads
 from kdsd.corpus import sources
 from kdsd.metrics import METRICS
 from kdsd.train.jobs import check_students, run_scenarios
@@ -54,3 +55,14 @@ def scored_models():
 
 def manifest(split):
     return f"{CORPUS}/{split}/manifest.csv"
+
+
+def threads_up_to(requested):
+    """Threads of a rule, capped on SLURM to the largest node (see kdsd/cluster.py).
+
+    Evaluated per job, once Snakemake knows its executor.
+    """
+    def threads(wildcards):
+        plugin = workflow.executor_plugin
+        return capped_threads(requested, plugin.name if plugin else None)
+    return threads

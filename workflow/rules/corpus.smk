@@ -12,7 +12,7 @@ rule build_corpus_split:
         f"{RESULTS}/logs/corpus/{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/corpus/{{split}}.tsv"
-    threads: 2
+    threads: threads_up_to(2)
     resources:
         mem_mb=4000,
         runtime=60,

@@ -12,7 +12,7 @@ rule score_input:
         f"{RESULTS}/logs/scores/input/{{test_set}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/scores/input/{{test_set}}.tsv"
-    threads: 2
+    threads: threads_up_to(2)
     resources:
         mem_mb=2000,
         runtime=60,
@@ -34,7 +34,7 @@ rule score_model:
         f"{RESULTS}/logs/scores/{{model}}/{{test_set}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/scores/{{model}}/{{test_set}}.tsv"
-    threads: 2
+    threads: threads_up_to(2)
     resources:
         mem_mb=2000,
         runtime=60,
@@ -73,7 +73,7 @@ rule score_reference:
         f"{RESULTS}/logs/scores/references/{{reference}}/{{test_set}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/scores/references/{{reference}}/{{test_set}}.tsv"
-    threads: 2
+    threads: threads_up_to(2)
     resources:
         mem_mb=2000,
         runtime=60,

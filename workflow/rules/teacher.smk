@@ -15,7 +15,7 @@ rule train_teacher:
         f"{RESULTS}/logs/models/teacher.log",
     benchmark:
         f"{RESULTS}/benchmarks/models/teacher.tsv"
-    threads: 4
+    threads: threads_up_to(4)
     priority: 100  # the start of the critical path: before the students and any scoring
     resources:
         mem_mb=8000,

@@ -1,0 +1,167 @@
+"""`kdsd bench`: the real training loop against its ceiling, for the teacher and the smallest student.
+
+For each model of a preset it measures, on this machine's device, in audio seconds per wall second:
+- ``loop``: the training loop's own step (:func:`kdsd.train.loop.train_step` fed by
+  :meth:`PairSet.batches`): cropping, host-to-device copies, the KD teacher forward, the
+  optimiser; the student runs with a KD method (``cosine`` by default);
+- ``ceiling``: the bare model's forward + backward on random tensors of the same shape already
+  on the device, with the same precision and memory format (no data, no teacher, no optimiser);
+- their ratio, inference throughput (same batch shape, no grad) and the one-thread real-time
+  factor on the CPU (:func:`kdsd.metrics.cost.real_time_factor`).
+Figures, not assertions: speed targets belong here, not in timed tests.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from snakemake.utils import update_config, validate
+
+from kdsd.distill import get_method
+from kdsd.errors import KdsdError
+from kdsd.metrics.cost import real_time_factor
+from kdsd.models.unet import UNetDAE, count_parameters
+from kdsd.train.data import PairSet
+from kdsd.train.jobs import build_method, student_args
+from kdsd.train.loop import pick_device, prepare_device, seed_everything, train_step
+from kdsd.losses import SupervisedLoss
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SAMPLE_RATE = 16_000
+
+
+def preset_config(preset: str) -> dict:
+    """config.yaml with a preset merged over it (name in workflow/presets/ or a YAML path),
+    every unset key filled from the schema, as the workflow resolves it."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    if preset != "default":
+        path = Path(preset) if preset.endswith((".yaml", ".yml")) else REPO / "workflow" / "presets" / f"{preset}.yaml"
+        if not path.is_file():
+            names = sorted(p.stem for p in (REPO / "workflow" / "presets").glob("*.yaml"))
+            raise KdsdError(f"{path}: no such preset; valid: default, {', '.join(names)} or a YAML path")
+        update_config(config, yaml.safe_load(path.read_text()) or {})
+    validate(config, str(SCHEMA), set_default=True)
+    return config
+
+
+def smallest_student(config: dict) -> tuple[str, dict]:
+    """(scenario name, constructor args) of the scenario with the fewest student parameters."""
+    teacher = UNetDAE(**config["teacher"]["model"])
+    sizes = {name: student_args(teacher.args, scenario)
+             for name, scenario in config["students"]["scenarios"].items()}
+    name = min(sizes, key=lambda n: count_parameters(UNetDAE(**sizes[n])))
+    return name, sizes[name]
+
+
+def bench(preset: str = "default", method: str = "cosine", steps: int = 3) -> list[dict]:
+    """Measure teacher and smallest student of ``preset``; print a table; return its rows."""
+    config = preset_config(preset)
+    device = pick_device()
+    loss = SupervisedLoss(**config["loss"])
+    seed_everything(0)
+    teacher = UNetDAE(**config["teacher"]["model"])
+    scenario, args = smallest_student(config)
+    rows = [_measure("teacher", get_method("none")(teacher, None, loss), config["teacher"]["train"],
+                     device, steps)]
+    student, _ = build_method(config, teacher, method, scenario)
+    rows.append(_measure(f"student {scenario} ({method})", student, config["students"]["train"],
+                         device, steps))
+    _print_table(rows, preset, device)
+    return rows
+
+
+def _measure(label: str, method, train_cfg: dict, device: torch.device, steps: int) -> dict:
+    batch, segment = train_cfg["batch_size"], int(train_cfg["segment_s"] * SAMPLE_RATE)
+    audio_s = batch * segment / SAMPLE_RATE
+    prepare_device(method, device, train_cfg.get("compile", False))
+    model = method.student
+    row = {"model": label, "params": count_parameters(model), "batch": batch,
+           "crop_s": train_cfg["segment_s"]}
+    seconds = _seconds_per_step({"loop": _loop_steps(method, train_cfg, batch, segment, device),
+                                 "ceiling": _bare_steps(model, batch, segment, device),
+                                 "inference": _inference_steps(model, batch, segment, device)},
+                                steps, device)
+    row.update({name: audio_s / s for name, s in seconds.items()})
+    row["ratio"] = row["loop"] / row["ceiling"]
+    row["s_per_10h"] = 36_000 / row["loop"]
+    cpu_model = UNetDAE(**model.args)
+    cpu_model.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
+    row["rtf_1thread"] = real_time_factor(cpu_model, seconds=4.0, repeats=3, threads=1)
+    return row
+
+
+def _seconds_per_step(steps_by_name: dict, repeats: int, device: torch.device) -> dict:
+    """Median wall time per call of each ``step()``, after two warm-up rounds (allocator, kernel
+    choice). The steps take turns, so that a shared machine's load weighs on all alike."""
+    times = {name: [] for name in steps_by_name}
+    for _ in range(2 + repeats):
+        for name, step in steps_by_name.items():
+            started = time.perf_counter()
+            step()
+            _sync(device)
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(t[2:]) for name, t in times.items()}
+
+
+def _loop_steps(method, train_cfg, batch, segment, device):
+    """The real loop: batches cropped from an in-memory corpus (1.5 crops long), one step each."""
+    rng = np.random.default_rng(0)
+    clean = [0.1 * rng.standard_normal(segment * 3 // 2).astype(np.float32) for _ in range(batch * 64)]
+    noisy = [c + 0.1 * rng.standard_normal(len(c)).astype(np.float32) for c in clean]
+    batches = PairSet.from_arrays(noisy, clean).batches(batch, segment, seed=0, epoch=0,
+                                                        pin_memory=device.type == "cuda")
+    optimiser = torch.optim.AdamW(method.trainable_parameters(), lr=train_cfg["lr"])
+
+    def step():
+        method.train()
+        noisy_batch, clean_batch = next(batches)
+        train_step(method, optimiser, noisy_batch, clean_batch, 1.0, 1.0, train_cfg["grad_clip"], device)
+    return step
+
+
+def _bare_steps(model, batch, segment, device):
+    noisy = torch.randn(batch, segment, device=device) * 0.1
+
+    def step():
+        model.train()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            estimate = model(noisy)
+        estimate.float().pow(2).mean().backward()
+        model.zero_grad(set_to_none=True)
+    return step
+
+
+def _inference_steps(model, batch, segment, device):
+    noisy = torch.randn(batch, segment, device=device) * 0.1
+
+    @torch.no_grad()
+    def step():
+        model.eval()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            model(noisy)
+    return step
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _print_table(rows: list[dict], preset: str, device: torch.device) -> None:
+    if device.type == "cuda":
+        where = f"{torch.cuda.get_device_name(device)}, bf16 autocast + channels_last"
+    else:
+        where = f"CPU, {torch.get_num_threads()} threads, float32"
+    print(f"kdsd bench: preset {preset}, {where}; throughput in audio seconds per wall second")
+    print("| model | params | batch × crop | loop | ceiling | loop/ceiling | inference | s per 10 h epoch "
+          "| RTF (1 CPU thread) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['params']:,} | {r['batch']} × {r['crop_s']:g} s | {r['loop']:.1f} "
+              f"| {r['ceiling']:.1f} | {r['ratio']:.2f} | {r['inference']:.1f} | {r['s_per_10h']:,.0f} "
+              f"| {r['rtf_1thread']:.4f} |")

@@ -1,0 +1,42 @@
+"""What a SLURM cluster offers, so that no job asks for more than a node has.
+
+A job asking for more CPUs per task than any node of its partition has is accepted by
+``sbatch`` and then stays PENDING forever (``Reason=PartitionConfig``) while Snakemake prints
+nothing. The workflow therefore caps every rule's threads to the largest node of the partition
+(``SBATCH_PARTITION``, else all partitions); ``snakemake --max-threads N`` lowers it further.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+
+
+def cpus_per_node(sinfo_output: str) -> int | None:
+    """Largest CPU count in ``sinfo -h -o %c`` output (``8+`` means 8 or more; None if empty)."""
+    counts = [int(field.rstrip("+")) for field in sinfo_output.split() if field.rstrip("+").isdigit()]
+    return max(counts) if counts else None
+
+
+@functools.cache
+def slurm_cpus_per_node() -> int | None:
+    """CPUs of the largest node SLURM offers to this user, or None when no cluster answers."""
+    if shutil.which("sinfo") is None:
+        return None
+    command = ["sinfo", "-h", "-o", "%c"]
+    if os.environ.get("SBATCH_PARTITION"):
+        command += ["-p", os.environ["SBATCH_PARTITION"]]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return cpus_per_node(done.stdout)
+
+
+def capped_threads(requested: int, executor: str | None) -> int:
+    """``requested`` threads, lowered to the largest SLURM node when jobs go through SLURM."""
+    if not executor or not executor.startswith("slurm"):
+        return requested  # local runs: Snakemake's --cores already caps threads
+    cap = slurm_cpus_per_node()
+    return requested if cap is None else max(1, min(requested, cap))

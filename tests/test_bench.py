@@ -1,0 +1,46 @@
+"""`kdsd bench`: the real loop, its ceiling and inference, measured on this machine (CPU here)."""
+import math
+
+import pytest
+
+from kdsd.bench import bench, preset_config, smallest_student
+from kdsd.cli import main
+from kdsd.errors import KdsdError
+from kdsd.models.unet import UNetDAE, count_parameters
+
+
+def test_smoke_preset_table(capsys):
+    rows = bench("smoke", method="cosine", steps=1)
+    out = capsys.readouterr().out
+    assert [r["model"] for r in rows] == ["teacher", "student width_1_4 (cosine)"]
+    for r in rows:
+        for key in ("loop", "ceiling", "inference", "rtf_1thread"):
+            assert math.isfinite(r[key]) and r[key] > 0, (r["model"], key)
+        assert r["ratio"] == pytest.approx(r["loop"] / r["ceiling"])
+        assert r["s_per_10h"] == pytest.approx(36_000 / r["loop"])
+    assert rows[0]["params"] > rows[1]["params"]
+    assert "preset smoke, CPU" in out and out.count("\n| ") == 3  # header + two models
+
+
+def test_smallest_student_has_the_fewest_parameters():
+    config = preset_config("paper")
+    name, args = smallest_student(config)
+    teacher = UNetDAE(**config["teacher"]["model"])
+    from kdsd.train.jobs import student_args
+    sizes = {n: count_parameters(UNetDAE(**student_args(teacher.args, s)))
+             for n, s in config["students"]["scenarios"].items()}
+    assert sizes[name] == min(sizes.values()) and name == "width_1_8"
+
+
+def test_voicebank_paper_preset_has_the_paper_grid_and_seeds():
+    voicebank, paper = preset_config("paper_voicebank"), preset_config("paper")
+    assert voicebank["corpus"]["source"] == "voicebank"
+    assert voicebank["teacher"] == paper["teacher"]
+    assert voicebank["students"] == paper["students"]
+
+
+def test_unknown_preset_is_one_line_naming_it(capsys):
+    with pytest.raises(KdsdError, match="nope.yaml: no such preset"):
+        preset_config("nope")
+    assert main(["bench", "--preset", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("kdsd: error: ")

@@ -1,0 +1,29 @@
+"""Thread capping on SLURM (kdsd/cluster.py): no job may ask for more CPUs than a node has."""
+import pytest
+
+from kdsd import cluster
+
+
+def test_largest_node_from_sinfo_output():
+    assert cluster.cpus_per_node("2\n") == 2
+    assert cluster.cpus_per_node("8\n64+\n16\n") == 64
+    assert cluster.cpus_per_node("") is None
+
+
+@pytest.mark.parametrize("executor", [None, "local", "dryrun"])
+def test_local_runs_keep_the_rule_threads(executor, monkeypatch):
+    monkeypatch.setattr(cluster, "slurm_cpus_per_node", lambda: 1)
+    assert cluster.capped_threads(4, executor) == 4
+
+
+def test_slurm_jobs_are_capped_to_the_largest_node(monkeypatch):
+    monkeypatch.setattr(cluster, "slurm_cpus_per_node", lambda: 2)
+    assert cluster.capped_threads(4, "slurm") == 2
+    assert cluster.capped_threads(1, "slurm-jobstep") == 1
+    monkeypatch.setattr(cluster, "slurm_cpus_per_node", lambda: None)  # no cluster answers
+    assert cluster.capped_threads(4, "slurm") == 4
+
+
+def test_this_machines_cluster_is_read_when_present():
+    count = cluster.slurm_cpus_per_node()
+    assert count is None or count >= 1

@@ -1,0 +1,94 @@
+"""The SLURM profile on a real (one-node, localhost) SLURM cluster: `.ci/run` starts one with
+workflow/scripts/local-slurm.sh. The smoke preset runs with ``--profile profiles/slurm`` (the
+``second_run`` fixture, shared with test_determinism.py); without ``sbatch`` these tests are
+skipped, with the reason shown."""
+import os
+import re
+import shutil
+
+import pytest
+
+from kdsd.cluster import slurm_cpus_per_node
+from smoke_runs import (executed_jobs, planned_jobs, slurm_missing_reason, slurm_snakemake,
+                        slurm_submissions, table_differences)
+
+pytestmark = [pytest.mark.dag, pytest.mark.slurm,
+              pytest.mark.skipif(slurm_missing_reason() is not None,
+                                 reason=f"no SLURM run: {slurm_missing_reason()}")]
+
+BROKEN_MODEL = "students/width_1_4/none/seed1"
+HEALTHY_MODEL = "teacher"
+TEST_SET = "test_matched"
+
+
+@pytest.fixture(scope="module")
+def slurm_run(second_run):
+    assert second_run.via_slurm, "a cluster answers sinfo, yet the second run did not use SLURM"
+    return second_run
+
+
+def test_every_job_went_through_sbatch_and_kept_its_log(slurm_run):
+    planned = planned_jobs(slurm_run.output)
+    submitted = slurm_submissions(slurm_run.output)
+    remote = sum(planned.values()) - planned.get("all", 0)  # `all` has no action: run locally
+    assert remote > 50 and len(submitted) == remote
+    logs = sorted((slurm_run.workdir / "slurm-logs").rglob("*.log"))
+    assert sorted(submitted.values()) == logs  # one kept SLURM log per job, successful ones too
+    for log in logs:
+        assert "1 of 1 steps (100%) done" in log.read_text(), log
+    print(f"SLURM smoke run: {remote} jobs through sbatch in {slurm_run.wall_s:.0f} s")
+
+
+def test_threads_are_capped_to_the_node(slurm_run):
+    """The teacher rule asks for 4 threads; a 2-CPU node must get a job it can start."""
+    teacher = re.search(r"rule train_teacher:\n(?:    .*\n)*?    threads: (\d+)", slurm_run.output)
+    assert int(teacher.group(1)) == min(4, slurm_cpus_per_node())
+
+
+def test_summary_equals_the_local_run_number_for_number(smoke_reference, slurm_run):
+    """Same preset, seeds and thread counts; the wall-clock rtf_1thread column is left out and
+    ESTOI columns compared to 1e-12 (why: LAST_BIT_COLUMNS in smoke_runs.py)."""
+    for name in ("tables/summary.csv", "tables/cost.csv"):
+        assert table_differences(smoke_reference.results / name, slurm_run.results / name) == []
+
+
+def test_failed_job_is_reported_and_a_rerun_redoes_only_what_is_missing(smoke_reference, slurm_run):
+    """Corrupt one student's model so that one scoring job fails; restore it and resume.
+
+    Two score tables are removed and asked for (Snakemake rebuilds a missing intermediate file
+    only when asked or when something downstream is out of date): the teacher's, which must
+    succeed, and the corrupted student's, which must fail. Mtimes are kept on corrupting and
+    restoring, so nothing else is out of date. Runs last in this file: it leaves the run as it
+    found it (asserted at the end).
+    """
+    results = slurm_run.results
+    broken, healthy = (results / "scores" / m / f"{TEST_SET}.csv" for m in (BROKEN_MODEL, HEALTHY_MODEL))
+    model = results / "models" / BROKEN_MODEL / "model.pt"
+    original, stat = model.read_bytes(), model.stat()
+    broken.unlink()
+    healthy.unlink()
+    model.write_bytes(original[: len(original) // 2])
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    failed = slurm_snakemake(slurm_run.workdir, "--retries", "0", "--keep-going",
+                             *(str(p.relative_to(slurm_run.workdir)) for p in (broken, healthy)),
+                             env=slurm_run.env)
+    job_log = f"results/logs/scores/{BROKEN_MODEL}/{TEST_SET}.log"
+    assert failed.returncode != 0
+    assert job_log in failed.stderr  # Snakemake names the failed job's log
+    assert "not a kdsd model file" in (slurm_run.workdir / job_log).read_text()
+    assert healthy.is_file() and not broken.exists()  # the healthy job finished regardless
+
+    model.write_bytes(original)
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    resumed = slurm_snakemake(slurm_run.workdir, "--rerun-incomplete", env=slurm_run.env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rerun = executed_jobs(resumed.stderr)
+    assert ("score_model", f"model={BROKEN_MODEL}, test_set={TEST_SET}") in rerun
+    assert not any(w.startswith(f"model={HEALTHY_MODEL},") for _, w in rerun)  # finished: not rerun
+    # Only the failed job and what reads the two new tables (report, test_matched examples) run.
+    assert planned_jobs(resumed.stderr) == {"score_model": 1, "report_results": 1,
+                                           "listening_examples": 1, "all": 1}
+    for name in (f"scores/{BROKEN_MODEL}/{TEST_SET}.csv", f"scores/{HEALTHY_MODEL}/{TEST_SET}.csv",
+                 "tables/summary.csv"):
+        assert table_differences(smoke_reference.results / name, results / name) == [], name
