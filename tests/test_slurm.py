@@ -86,9 +86,10 @@ def test_failed_job_is_reported_and_a_rerun_redoes_only_what_is_missing(smoke_re
     rerun = executed_jobs(resumed.stderr)
     assert ("score_model", f"model={BROKEN_MODEL}, test_set={TEST_SET}") in rerun
     assert not any(w.startswith(f"model={HEALTHY_MODEL},") for _, w in rerun)  # finished: not rerun
-    # Only the failed job and what reads the two new tables (report, test_matched examples) run.
+    # Only the failed job and what reads the two new tables (report, test_matched examples, and the
+    # runtime table, which sums every job's benchmark file after the report) run.
     assert planned_jobs(resumed.stderr) == {"score_model": 1, "report_results": 1,
-                                           "listening_examples": 1, "all": 1}
+                                           "listening_examples": 1, "runtime_table": 1, "all": 1}
     for name in (f"scores/{BROKEN_MODEL}/{TEST_SET}.csv", f"scores/{HEALTHY_MODEL}/{TEST_SET}.csv",
                  "tables/summary.csv"):
         assert table_differences(smoke_reference.results / name, results / name) == [], name
