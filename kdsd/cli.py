@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from pathlib import Path
 
 from kdsd.errors import KdsdError
 
@@ -150,12 +150,6 @@ def cmd_enhance(args) -> None:
           file=sys.stderr)
 
 
-def torch_threads_default() -> int:
-    import os
-
-    return os.cpu_count() or 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdsd", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="runtime.csv")
 
     p = add("bench", cmd_bench, "training loop vs its ceiling, inference and RTF of teacher and smallest student")
-    p.set_defaults(threads=torch_threads_default())
+    p.set_defaults(threads=os.cpu_count() or 1)  # a benchmark of the whole machine
     p.add_argument("--preset", default="default", help="default (config.yaml), a workflow/presets name, or a YAML path")
     p.add_argument("--method", default="cosine", help="KD method of the student's loop")
     p.add_argument("--steps", type=int, default=3, help="timed steps per measurement (median; after two warm-ups)")

@@ -4,7 +4,6 @@ workflow/scripts/local-slurm.sh. The smoke preset runs with ``--profile profiles
 skipped, with the reason shown."""
 import os
 import re
-import shutil
 
 import pytest
 

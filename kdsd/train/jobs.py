@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from kdsd.atomic import write_csv
 from kdsd.distill import get_method, load_method_files
@@ -124,7 +123,3 @@ def _fit_and_save(method, train_cfg: dict, train_manifest, valid_manifest, out_d
 def selected_epoch(history: list[dict]) -> int:
     """The 1-based epoch whose weights were kept (the last one that improved on `valid`)."""
     return max((h["epoch"] for h in history if h["best"]), default=0)
-
-
-def set_threads(threads: int) -> None:
-    torch.set_num_threads(max(1, threads))
