@@ -54,20 +54,29 @@ def unreadable(path: str | Path, exc: Exception) -> KdsdError:
     return KdsdError(f"{path}: not a readable audio file ({str(exc).splitlines()[0]})")
 
 
-def audio_info(path: str | Path):
-    """The header of an audio file (``soundfile.info``), refusing what holds no audio: a missing
-    path, a folder, an unreadable file, zero samples."""
+def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise KdsdError(f"{path}: is a folder, not an audio file")
     if not path.is_file():
         raise KdsdError(f"{path}: no such file")
+    return path
+
+
+def _refuse_empty(frames: int, path: Path) -> None:
+    if frames == 0:
+        raise KdsdError(f"{path}: empty audio file (0 samples)")
+
+
+def audio_info(path: str | Path):
+    """The header of an audio file (``soundfile.info``), refusing what holds no audio: a missing
+    path, a folder, an unreadable file, zero samples."""
+    path = _existing_file(path)
     try:
         info = sf.info(str(path))
     except READ_ERRORS as exc:
         raise unreadable(path, exc) from None
-    if info.frames == 0:
-        raise KdsdError(f"{path}: empty audio file (0 samples)")
+    _refuse_empty(info.frames, path)
     return info
 
 
@@ -102,14 +111,12 @@ def resample_with_note(wave: np.ndarray, path: str | Path, orig_sr: int, new_sr:
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample_note: bool = True,
                channel: int | None = None, mix: bool = False, hint: str = MONO_HINT) -> np.ndarray:
     """Mono float32 samples of ``path`` at ``sample_rate`` (see :func:`to_mono` for channels)."""
-    path = Path(path)
-    audio_info(path)  # one-line errors for a folder, a missing, unreadable or empty file
+    path = _existing_file(path)  # one open of the file: no separate header read
     try:
         wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except READ_ERRORS as exc:
         raise unreadable(path, exc) from None
-    if wave.shape[0] == 0:
-        raise KdsdError(f"{path}: empty audio file (0 samples)")
+    _refuse_empty(wave.shape[0], path)
     wave = check_finite(to_mono(wave, path, channel, mix, hint), path)
     if resample_note:
         return resample_with_note(wave, path, sr, sample_rate)
