@@ -56,7 +56,8 @@ def cmd_score(args) -> None:
     from kdsd.metrics.scoring import score_model
 
     _threads(args)
-    score_model(args.model, args.name, args.manifest, args.input_scores, args.out, workers=args.threads)
+    score_model(args.model, args.name, args.manifest, args.input_scores, args.out, workers=args.threads,
+                secondary=not args.core_metrics_only)
 
 
 def cmd_cost(args) -> None:
@@ -194,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--input-scores", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--core-metrics-only", action="store_true",
+                   help="leave PESQ-NB and DNSMOS empty (the costly metrics; see evaluation.secondary_metric_seeds)")
 
     p = add("score-reference", cmd_score_reference, "score an external reference denoiser on a test set")
     p.add_argument("--name", required=True, help="rnnoise, deepfilternet3 or spectral_gating")

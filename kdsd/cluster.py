@@ -34,9 +34,17 @@ def slurm_cpus_per_node() -> int | None:
     return cpus_per_node(done.stdout)
 
 
+def local_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: cgroup and taskset limits count)."""
+    return len(os.sched_getaffinity(0))
+
+
 def capped_threads(requested: int, executor: str | None) -> int:
-    """``requested`` threads, lowered to the largest SLURM node when jobs go through SLURM."""
+    """``requested`` threads, lowered to the largest SLURM node when jobs go through SLURM, and
+    to this machine's CPUs when they run here: ``make reproduce``'s ``--cores 8`` on a 2-core
+    laptop would otherwise start a 4-thread teacher on 2 cores (OpenMP threads then wait on each
+    other, and the critical path slows)."""
     if not executor or not executor.startswith("slurm"):
-        return requested  # local runs: Snakemake's --cores already caps threads
+        return max(1, min(requested, local_cpus()))
     cap = slurm_cpus_per_node()
     return requested if cap is None else max(1, min(requested, cap))

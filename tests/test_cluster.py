@@ -11,9 +11,13 @@ def test_largest_node_from_sinfo_output():
 
 
 @pytest.mark.parametrize("executor", [None, "local", "dryrun"])
-def test_local_runs_keep_the_rule_threads(executor, monkeypatch):
-    monkeypatch.setattr(cluster, "slurm_cpus_per_node", lambda: 1)
+def test_local_runs_keep_the_rule_threads_up_to_the_machines_cpus(executor, monkeypatch):
+    monkeypatch.setattr(cluster, "slurm_cpus_per_node", lambda: 1)  # a cluster is not asked
+    monkeypatch.setattr(cluster, "local_cpus", lambda: 8)
     assert cluster.capped_threads(4, executor) == 4
+    monkeypatch.setattr(cluster, "local_cpus", lambda: 2)
+    assert cluster.capped_threads(4, executor) == 2
+    assert cluster.capped_threads(1, executor) == 1
 
 
 def test_slurm_jobs_are_capped_to_the_largest_node(monkeypatch):

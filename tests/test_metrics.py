@@ -91,3 +91,18 @@ def test_too_short_reference_gives_nan_pesq_with_reason():
 def test_length_mismatch_is_refused():
     with pytest.raises(ValueError, match="length mismatch"):
         score_utterance(np.zeros(100, np.float32), np.zeros(50, np.float32))
+
+
+def test_core_only_scoring_leaves_exactly_the_secondary_metrics_empty_with_a_reason():
+    from kdsd.metrics import CORE_METRICS, METRICS, SECONDARY_METRICS
+    from kdsd.metrics.scoring import SKIPPED_REASON, score_many
+
+    clean = _speech_like()
+    items = [("u1", clean, _at_snr(clean, 5.0))]
+    full, core = score_many(items, workers=1), score_many(items, workers=1, secondary=False)
+    assert list(full.columns) == list(core.columns) == ["utt_id", *METRICS, "nan_reason"]
+    assert set(CORE_METRICS) | set(SECONDARY_METRICS) == set(METRICS)
+    assert full[list(METRICS)].notna().all().all() and full.nan_reason.iloc[0] == ""
+    assert core[list(CORE_METRICS)].to_numpy() == pytest.approx(full[list(CORE_METRICS)].to_numpy())
+    assert core[list(SECONDARY_METRICS)].isna().all().all()
+    assert core.nan_reason.iloc[0] == SKIPPED_REASON

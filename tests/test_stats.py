@@ -359,3 +359,33 @@ def test_report_cli_refuses_a_bad_analysis_setting_in_one_line(tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == "kdsd: error: config analysis.equivalence_margin_db: expected a number ≥ 0, got -0.1"
     assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_runs_without_secondary_metrics_drop_out_of_those_comparisons_only():
+    rng = np.random.default_rng(11)
+    scores = simulate_scores(rng, lambda m, c, t: 3.0 + (1.0 if m == "cosine" else 0.0), seeds=4,
+                             metrics=("si_sdr", "dnsmos_ovrl"))
+    later = (scores.kind == "student") & (scores.seed > 1)
+    scores.loc[later, ["dnsmos_ovrl", "dnsmos_ovrl_i"]] = np.nan  # seeds 2-4 scored on core metrics
+    table = comparisons(scores, metrics=("si_sdr", "dnsmos_ovrl"))
+    si, dns = (table[table.metric == m].iloc[0] for m in ("si_sdr", "dnsmos_ovrl"))
+    assert (si.n_seeds, si.seeds, si.n_dropped_utts) == (4, "1 2 3 4", 0)
+    assert (dns.n_seeds, dns.seeds, dns.unpaired_seeds, dns.n_dropped_utts) == (1, "1", "", 0)
+    assert dns.verdict.startswith("descriptive only: 1 paired seed")
+
+
+def test_model_table_marks_a_secondary_metric_mean_over_fewer_seeds():
+    from kdsd.analysis.stats import summary_table
+    from kdsd.analysis.tables import markdown_table
+
+    scores = simulate_scores(np.random.default_rng(12), lambda m, c, t: 3.0, seeds=3,
+                             test_sets=("test_a",))
+    later = (scores.kind == "student") & (scores.seed > 1)
+    scores.loc[later, ["dnsmos_ovrl", "dnsmos_ovrl_i", "pesq_nb", "pesq_nb_i"]] = np.nan
+    table = summary_table(scores)
+    cosine = table[table.method == "cosine"].iloc[0]
+    assert (cosine.n_seeds, cosine.si_sdr_n_seeds, cosine.dnsmos_ovrl_n_seeds) == (3, 3, 1)
+    row = next(line for line in markdown_table(table).splitlines() if "cosine" in line)
+    assert row.count("(1 seed)") == 2  # PESQ-NB and DNSMOS-OVRL, not the core metrics
+    teacher = next(line for line in markdown_table(table).splitlines() if "eacher" in line)
+    assert "seed)" not in teacher

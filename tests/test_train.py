@@ -1,5 +1,6 @@
 """Training loop: learns, picks the checkpoint on valid, resumes exactly after interruption."""
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,9 @@ from kdsd.errors import KdsdError
 from kdsd.models.unet import UNetDAE
 from kdsd.train.data import PairSet
 from kdsd.train.jobs import student_args
-from kdsd.train.loop import TrainSettings, fit, seed_everything
+from kdsd.train import loop
+from kdsd.train.loop import (TrainSettings, epoch_learning_rates, fit, seed_everything,
+                             training_phases)
 from kdsd.losses import SupervisedLoss
 from kdsd.metrics.cost import write_model_cost
 
@@ -43,10 +46,11 @@ def data(tmp_path_factory):
     return _tiny_manifest(root / "train", 8, 0), _tiny_manifest(root / "valid", 2, 1)
 
 
-def _run(tmp_path, data, epochs, seed=3):
+def _run(tmp_path, data, epochs, seed=3, **settings):
     seed_everything(seed)
     method = get_method("none")(UNetDAE(width=2, depth=2), None, SupervisedLoss())
-    settings = TrainSettings(epochs=epochs, batch_size=4, segment_s=0.5, lr=0.01)
+    settings = TrainSettings(**{"epochs": epochs, "batch_size": 4, "segment_s": 0.5, "lr": 0.01,
+                                **settings})
     return fit(method, *data, settings, tmp_path, seed)
 
 
@@ -67,6 +71,43 @@ def test_resume_after_interruption_gives_identical_result(tmp_path, data):
     assert len(h_resumed) == 3
     for key in ("train_loss", "valid_si_sdr"):
         assert [h[key] for h in h_resumed] == pytest.approx([h[key] for h in h_straight], rel=1e-5)
+    for name in straight:
+        assert torch.allclose(straight[name].float(), resumed[name].float(), atol=1e-6), name
+
+
+def test_cosine_schedule_anneals_each_phase_from_lr_to_zero():
+    settings = TrainSettings(epochs=4, batch_size=4, segment_s=0.5, lr=0.01, lr_schedule="cosine")
+    none = get_method("none")(UNetDAE(width=2, depth=2), None, SupervisedLoss())
+    phases = training_phases(none, 4)
+    assert phases == [range(0, 4)]
+    lrs = [lr for epoch in range(4) for lr in epoch_learning_rates(settings, phases, epoch, 2)]
+    assert lrs[0] == 0.01 and lrs[4] == pytest.approx(0.005)  # half-way: half the rate
+    assert all(a > b > 0 for a, b in zip(lrs, lrs[1:]))
+    assert lrs[-1] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 7 / 8)))
+    constant = TrainSettings(epochs=4, batch_size=4, segment_s=0.5, lr=0.01)
+    assert epoch_learning_rates(constant, phases, 3, 2) == [0.01, 0.01]
+    # sp2step restarts its optimiser at the switch: the cosine restarts with it
+    sp2 = _sp2step(step1_fraction=0.5)
+    assert training_phases(sp2, 4) == [range(0, 2), range(2, 4)]
+    assert epoch_learning_rates(settings, training_phases(sp2, 4), 2, 2)[0] == 0.01
+    assert training_phases(_sp2step(step1_fraction=0.5, reset_optimiser=False), 4) == [range(0, 4)]
+
+
+def test_resume_follows_the_cosine_schedule_exactly(tmp_path, data, monkeypatch):
+    straight, h_straight = _run(tmp_path / "straight", data, epochs=3, lr_schedule="cosine")
+    save = loop._save_checkpoint
+
+    def save_then_die(*args):  # the job is killed right after epoch 1's checkpoint
+        save(*args)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(loop, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path / "resumed", data, epochs=3, lr_schedule="cosine")
+    monkeypatch.setattr(loop, "_save_checkpoint", save)
+    resumed, h_resumed = _run(tmp_path / "resumed", data, epochs=3, lr_schedule="cosine")
+    _, h_constant = _run(tmp_path / "constant", data, epochs=3)
+    assert [h["train_loss"] for h in h_resumed] == pytest.approx([h["train_loss"] for h in h_straight], rel=1e-5)
+    assert h_constant[2]["train_loss"] != pytest.approx(h_straight[2]["train_loss"], rel=1e-6)
     for name in straight:
         assert torch.allclose(straight[name].float(), resumed[name].float(), atol=1e-6), name
 

@@ -97,6 +97,7 @@ def _paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:
 
     ``a``, ``b``: utterances × seeds (one column per run) of one metric's improvement.
     """
+    a, b = a.loc[:, a.notna().any()], b.loc[:, b.notna().any()]  # runs not scored on the metric
     seeds = sorted(set(a.columns) & set(b.columns))
     unpaired = sorted(set(a.columns) ^ set(b.columns))
     x, y = a[seeds].to_numpy(dtype=float), b[seeds].to_numpy(dtype=float)

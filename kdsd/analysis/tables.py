@@ -91,7 +91,7 @@ def markdown_table(rows: pd.DataFrame) -> str:
     lines = [_markdown_row(head), _markdown_row(["---"] + ["---:"] * (len(head) - 1))]
     for _, row in rows.iterrows():
         cells = [model_label(row)]
-        cells += [format_mean_std(row[f"{m}_mean"], row[f"{m}_std"], metric_digits(m)) for m in TABLE_METRICS]
+        cells += [_metric_cell(row, m) for m in TABLE_METRICS]
         mean, half = row[f"{HEADLINE}_i_mean"], row[f"{HEADLINE}_i_ci95"]
         cells += [format_mean_std(mean, row[f"{HEADLINE}_i_std"], metric_digits(HEADLINE)),
                   format_interval(mean - half, mean + half)]
@@ -99,6 +99,13 @@ def markdown_table(rows: pd.DataFrame) -> str:
                   _format_cost(row.get("rtf_1thread"), 1.0, 4), _retained_cell(row)]
         lines.append(_markdown_row(cells))
     return "\n".join(lines)
+
+
+def _metric_cell(row: pd.Series, metric: str) -> str:
+    """mean ± SD, marked when it covers fewer seeds than the run (secondary metrics, see schema)."""
+    cell = format_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], metric_digits(metric))
+    n = row.get(f"{metric}_n_seeds")
+    return cell + (f" ({int(n)} seed{'s' if n != 1 else ''})" if pd.notna(n) and 0 < n < row["n_seeds"] else "")
 
 
 def _retained_cell(row: pd.Series) -> str:
@@ -110,7 +117,9 @@ def _retained_cell(row: pd.Series) -> str:
 
 
 MODEL_LEGEND = (f"Metric columns: mean ± SD (standard deviation, not an interval) over seeds of per-run "
-                f"utterance means; 95 % CI: Student-t interval over seeds (– with one seed). MMAC/s: "
+                f"utterance means; '(k seeds)' marks a mean over fewer seeds than the run has (PESQ-NB and "
+                f"DNSMOS, see evaluation.secondary_metric_seeds); 95 % CI: Student-t interval over "
+                f"seeds (– with one seed). MMAC/s: "
                 f"million multiply-accumulates per second of 16 kHz audio (PyTorch FLOP counter; "
                 f"convolutions only). RTF: real-time factor on one CPU thread. Retained = student "
                 f"Δ{metric_label(HEADLINE)} / teacher Δ{metric_label(HEADLINE)} on the same utterances, "

@@ -17,7 +17,7 @@ from kdsd.audio import read_pair
 from kdsd.corpus.manifest import read_manifest
 from kdsd.enhance import enhance_wave
 from kdsd.errors import KdsdError
-from kdsd.metrics import METRICS
+from kdsd.metrics import CORE_METRICS, METRICS, SECONDARY_METRICS
 from kdsd.metrics.dnsmos import dnsmos
 from kdsd.metrics.intrusive import score_utterance
 from kdsd.models.io import load_model
@@ -26,22 +26,30 @@ from kdsd.references import availability, denoise, describe
 META_COLUMNS = ("utt_id", "test_set", "noise_family", "snr_db")
 
 
+SKIPPED_REASON = "secondary metrics not computed for this seed (evaluation.secondary_metric_seeds)"
+
+
 def _score_one(args):
-    utt_id, reference, estimate = args
+    utt_id, reference, estimate, secondary = args
+    if not secondary:
+        values, reason = score_utterance(reference, estimate, metrics=CORE_METRICS)
+        values.update(dict.fromkeys(SECONDARY_METRICS, float("nan")))
+        return {"utt_id": utt_id, **values, "nan_reason": "; ".join(filter(None, [reason, SKIPPED_REASON]))}
     values, reason = score_utterance(reference, estimate)
     values.update(dnsmos(estimate))  # non-intrusive: the estimate alone
     return {"utt_id": utt_id, **values, "nan_reason": reason}
 
 
-def score_many(items, workers: int) -> pd.DataFrame:
-    """``items``: iterable of (utt_id, reference, estimate)."""
-    items = list(items)
+def score_many(items, workers: int, secondary: bool = True) -> pd.DataFrame:
+    """``items``: iterable of (utt_id, reference, estimate); ``secondary=False`` leaves the
+    ``SECONDARY_METRICS`` columns NaN (their reason in ``nan_reason``)."""
+    items = [(*item, secondary) for item in items]
     if workers <= 1:
         rows = [_score_one(item) for item in items]
     else:
         with ProcessPoolExecutor(workers) as pool:
             rows = list(pool.map(_score_one, items, chunksize=4))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["utt_id", *METRICS, "nan_reason"])
 
 
 def _load_pairs(manifest_path: Path):
@@ -65,11 +73,11 @@ def score_input(manifest_path: str | Path, out_csv: str | Path, workers: int = 1
 
 
 def score_denoiser(denoise, identity: dict, manifest_path: str | Path, input_csv: str | Path,
-                   out_csv: str | Path, workers: int = 1) -> Path:
+                   out_csv: str | Path, workers: int = 1, secondary: bool = True) -> Path:
     """Score ``denoise(noisy) -> estimate`` on a test set; ``identity`` fills the id columns."""
     inputs = pd.read_csv(input_csv)
     items = [(row.utt_id, clean, denoise(noisy)) for row, clean, noisy in _load_pairs(Path(manifest_path))]
-    scores = inputs.merge(score_many(items, workers), on="utt_id", how="inner")
+    scores = inputs.merge(score_many(items, workers, secondary), on="utt_id", how="inner")
     if len(scores) != len(inputs):
         raise KdsdError(f"{input_csv}: utterances do not match {manifest_path}")
     for m in METRICS:
@@ -80,13 +88,14 @@ def score_denoiser(denoise, identity: dict, manifest_path: str | Path, input_csv
 
 
 def score_model(model_path: str | Path, model_name: str, manifest_path: str | Path,
-                input_csv: str | Path, out_csv: str | Path, workers: int = 1) -> Path:
+                input_csv: str | Path, out_csv: str | Path, workers: int = 1,
+                secondary: bool = True) -> Path:
     model, payload = load_model(model_path)
     identity = {"model": model_name, "kind": payload.get("role", "unknown"),
                 "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
                 "seed": payload.get("seed", -1), "params": payload.get("params", np.nan)}
     return score_denoiser(lambda noisy: enhance_wave(model, noisy), identity, manifest_path,
-                          input_csv, out_csv, workers)
+                          input_csv, out_csv, workers, secondary)
 
 
 def reference_identity(name: str) -> dict:

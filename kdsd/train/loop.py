@@ -33,6 +33,7 @@ class TrainSettings:
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     compile: bool = False  # torch.compile the models (GPU speed; first epoch pays compilation)
+    lr_schedule: str = "constant"  # or "cosine": per step from lr down to 0 over each phase
     sample_rate: int = 16_000
 
 
@@ -110,12 +111,16 @@ def fit(method: DistillationMethod, train: PairSet, valid: PairSet, settings: Tr
     state = _resume(out_dir / "checkpoint.pt", method, optimiser, fingerprint)
     segment = int(settings.segment_s * settings.sample_rate)
 
+    phases = training_phases(method, settings.epochs)
+    n_batches = math.ceil(len(train) / settings.batch_size)
     for epoch in range(state["next_epoch"], method.schedule_epochs(settings.epochs)):
         started = time.time()
         if method.resets_optimiser_at(epoch, settings.epochs):
             optimiser = _new_optimiser(method, settings)  # e.g. a switch to another objective
         w_sup, w_kd = method.loss_weights(epoch, settings.epochs)
-        sums = _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup, w_kd, device)
+        lrs = epoch_learning_rates(settings, phases, epoch, n_batches)
+        sums = _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup, w_kd,
+                            device, lrs)
         valid_si_sdr = validate(method.student, valid, device)
         improved = valid_si_sdr > state["best_valid"]
         if improved:
@@ -132,14 +137,38 @@ def fit(method: DistillationMethod, train: PairSet, valid: PairSet, settings: Tr
     return state["best_state"], state["history"]
 
 
+def training_phases(method: DistillationMethod, epochs: int) -> list[range]:
+    """The epochs of each optimiser lifetime: a method that resets the optimiser (sp2step at
+    its switch to supervised training) starts a new phase, and the LR schedule with it."""
+    total = method.schedule_epochs(epochs)
+    starts = [0] + [e for e in range(1, total) if method.resets_optimiser_at(e, epochs)]
+    return [range(a, b) for a, b in zip(starts, starts[1:] + [total])]
+
+
+def epoch_learning_rates(settings: TrainSettings, phases: list[range], epoch: int,
+                         n_batches: int) -> list[float]:
+    """The learning rate of each step of a 0-based epoch.
+
+    ``cosine`` anneals from ``lr`` towards 0 over the steps of the epoch's phase (half a cosine,
+    the last step just above 0); it depends on the epoch only, so a resumed run follows it exactly.
+    """
+    if settings.lr_schedule == "constant":
+        return [settings.lr] * n_batches
+    phase = next(p for p in phases if epoch in p)
+    total = len(phase) * n_batches
+    first = (epoch - phase.start) * n_batches
+    return [settings.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            for step in range(first, first + n_batches)]
+
+
 def _new_optimiser(method: DistillationMethod, settings: TrainSettings) -> torch.optim.Optimizer:
     return torch.optim.AdamW(method.trainable_parameters(), lr=settings.lr,
                              weight_decay=settings.weight_decay)
 
 
-def _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup, w_kd, device):
+def _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup, w_kd, device, lrs):
     method.train()
-    n_batches = math.ceil(len(train) / settings.batch_size)
+    n_batches = len(lrs)
     batches = train.batches(settings.batch_size, segment, seed, epoch, pin_memory=device.type == "cuda")
     bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch + 1}", file=sys.stderr, leave=False,
                mininterval=5)
@@ -147,7 +176,9 @@ def _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup
     # for the GPU; a non-finite loss is caught at the end of the epoch, before any checkpoint.
     totals = {k: torch.zeros((), dtype=torch.float64, device=device)
               for k in ("train_loss", "train_sup", "train_kd")}
-    for noisy, clean in bar:
+    for (noisy, clean), lr in zip(bar, lrs):
+        for group in optimiser.param_groups:
+            group["lr"] = lr
         losses = train_step(method, optimiser, noisy, clean, w_sup, w_kd, settings.grad_clip, device)
         for key, value in losses.items():
             totals[key] += value.double()

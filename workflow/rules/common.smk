@@ -4,12 +4,13 @@ import shlex
 
 from kdsd.cluster import capped_threads
 from kdsd.corpus import sources
-from kdsd.metrics import METRICS
+from kdsd.metrics import CORE_METRICS, METRICS
 from kdsd.train.jobs import check_students, run_scenarios
 
 # A score table's columns follow kdsd's metric list; as a rule param, a change to that list
 # makes Snakemake rescore instead of mixing old and new tables.
 METRICS_PARAM = ",".join(METRICS)
+CORE_METRICS_PARAM = ",".join(CORE_METRICS)
 
 RESULTS = "results"
 # Folders missing on disk or test sets the corpus lacks stop the run here, before any job.
@@ -24,6 +25,12 @@ check_students(config)
 METHOD_FILES = config["students"]["method_files"]
 SEEDS = config["students"]["seeds"]
 REFERENCES = config["evaluation"]["references"]
+SECONDARY_SEEDS = SEEDS[:config["evaluation"]["secondary_metric_seeds"]]  # [:None] = all
+
+
+def scores_secondary_metrics(model):
+    """PESQ-NB and DNSMOS for the teacher and a student's first seeds only (schema: why)."""
+    return model == "teacher" or int(model.rsplit("/seed", 1)[1]) in SECONDARY_SEEDS
 
 wildcard_constraints:
     split="[a-z_]+",

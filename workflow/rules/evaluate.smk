@@ -29,7 +29,8 @@ rule score_model:
     output:
         scores=f"{RESULTS}/scores/{{model}}/{{test_set}}.csv",
     params:
-        metrics=METRICS_PARAM,
+        metrics=lambda w: METRICS_PARAM if scores_secondary_metrics(w.model) else CORE_METRICS_PARAM,
+        core_only=lambda w: "" if scores_secondary_metrics(w.model) else " --core-metrics-only",
     log:
         f"{RESULTS}/logs/scores/{{model}}/{{test_set}}.log",
     benchmark:
@@ -40,7 +41,7 @@ rule score_model:
         runtime=60,
     shell:
         "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifest}"
-        " --input-scores {input.input_scores} --out {output.scores}"
+        " --input-scores {input.input_scores} --out {output.scores}{params.core_only}"
         " --threads {threads} > {log} 2>&1"
 
 
