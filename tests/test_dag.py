@@ -47,6 +47,13 @@ def test_score_tables_follow_the_contract(smoke_run):
     assert len(scores) == yaml.safe_load(SMOKE.read_text())["corpus"]["utterances"]["test_noise"]
     assert (scores.method == "cosine").all() and (scores.seed == 1).all()
     assert np.allclose(scores.si_sdr_i, scores.si_sdr - scores.input_si_sdr)
+    # seed 2 is past the smoke preset's secondary_metric_seeds: core metrics only, with the reason
+    core_only = pd.read_csv(results / "scores" / "students" / "width_1_4" / "cosine" / "seed2" / "test_noise.csv")
+    assert core_only[["pesq_wb", "stoi", "estoi", "si_sdr"]].notna().all().all()
+    assert core_only[["pesq_nb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"]].isna().all().all()
+    assert core_only.nan_reason.str.contains("secondary_metric_seeds").all()
+    teacher = pd.read_csv(results / "scores" / "teacher" / "test_noise.csv")
+    assert teacher[["pesq_nb", "dnsmos_ovrl"]].notna().all().all()
 
 
 def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
