@@ -26,7 +26,7 @@ from kdsd.errors import KdsdError
 from kdsd.metrics.cost import real_time_factor
 from kdsd.models.unet import UNetDAE, count_parameters
 from kdsd.train.data import PairSet
-from kdsd.train.jobs import build_method, student_args
+from kdsd.train.jobs import build_method, run_scenarios, student_args
 from kdsd.train.loop import pick_device, prepare_device, seed_everything, train_step
 from kdsd.losses import SupervisedLoss
 
@@ -52,8 +52,8 @@ def preset_config(preset: str) -> dict:
 def smallest_student(config: dict) -> tuple[str, dict]:
     """(scenario name, constructor args) of the scenario with the fewest student parameters."""
     teacher = UNetDAE(**config["teacher"]["model"])
-    sizes = {name: student_args(teacher.args, scenario)
-             for name, scenario in config["students"]["scenarios"].items()}
+    scenarios = config["students"]["scenarios"]
+    sizes = {name: student_args(teacher.args, scenarios[name]) for name in run_scenarios(config["students"])}
     name = min(sizes, key=lambda n: count_parameters(UNetDAE(**sizes[n])))
     return name, sizes[name]
 
