@@ -96,9 +96,9 @@ def test_unknown_kd_method_stops_snakemake_before_any_job(tmp_path, env_with_ven
     ("corpus:\n  test_snr_db: [0.0, 5.0]\n", "must lie below the training range"),
     # KD methods and variants: checked against the registry and built once at parse time
     ("kd:\n  cosine_x: {method: cosine, granularity: sentence}\nstudents:\n  methods: [cosine_x]\n",
-     "kd.cosine_x (scenario width_1_4): KD method 'cosine': granularity='sentence'; valid: frame, utterance"),
+     "kd.cosine_x (scenario width_1_2): KD method 'cosine': granularity='sentence'; valid: frame, utterance"),
     ("kd:\n  cosine_x: {method: cosine, projector: none}\nstudents:\n  methods: [cosine_x]\n",
-     "projector 'none' needs equal channels (student 16, teacher 64)"),
+     "projector 'none' needs equal channels (student 32, teacher 64)"),
     ("kd:\n  cosine_x: {method: cosin}\nstudents:\n  methods: [cosine_x]\n",
      "kd.cosine_x.method: 'cosin' is not a registered KD method"),
     ("students:\n  method_files: [nowhere/mine.py]\n", "students.method_files: nowhere/mine.py: no such Python file"),
