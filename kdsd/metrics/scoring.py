@@ -19,7 +19,7 @@ from kdsd.enhance import enhance_wave
 from kdsd.errors import KdsdError
 from kdsd.metrics import CORE_METRICS, METRICS, SECONDARY_METRICS
 from kdsd.metrics.dnsmos import dnsmos
-from kdsd.metrics.intrusive import score_utterance
+from kdsd.metrics.intrusive import INTRUSIVE_METRICS, score_utterance
 from kdsd.models.io import load_model
 from kdsd.references import availability, denoise, describe
 
@@ -31,12 +31,12 @@ SKIPPED_REASON = "secondary metrics not computed for this seed (evaluation.secon
 
 def _score_one(args):
     utt_id, reference, estimate, secondary = args
-    if not secondary:
-        values, reason = score_utterance(reference, estimate, metrics=CORE_METRICS)
+    values, reason = score_utterance(reference, estimate, metrics=INTRUSIVE_METRICS if secondary else CORE_METRICS)
+    if secondary:
+        values.update(dnsmos(estimate))  # non-intrusive: the estimate alone
+    else:
         values.update(dict.fromkeys(SECONDARY_METRICS, float("nan")))
-        return {"utt_id": utt_id, **values, "nan_reason": "; ".join(filter(None, [reason, SKIPPED_REASON]))}
-    values, reason = score_utterance(reference, estimate)
-    values.update(dnsmos(estimate))  # non-intrusive: the estimate alone
+        reason = "; ".join(filter(None, [reason, SKIPPED_REASON]))
     return {"utt_id": utt_id, **values, "nan_reason": reason}
 
 
