@@ -151,6 +151,14 @@ def cmd_enhance(args) -> None:
           file=sys.stderr)
 
 
+def add_test_set_paths(parser) -> None:
+    """The per-test-set paths of a scoring command: the i-th of each list belong together."""
+    parser.add_argument("--manifest", nargs="+", required=True, help="test-set manifest.csv files")
+    parser.add_argument("--input-scores", nargs="+", required=True,
+                        help="the noisy input's score CSV of each manifest, in order")
+    parser.add_argument("--out", nargs="+", required=True, help="one score CSV per manifest, in order")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kdsd", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,24 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", required=True)
     p.add_argument("--seed", type=int, required=True)
 
-    p = add("score-input", cmd_score_input, "score the noisy input of a test set")
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--out", required=True)
+    p = add("score-input", cmd_score_input, "score the noisy input of test sets")
+    p.add_argument("--manifest", nargs="+", required=True, help="test-set manifest.csv files")
+    p.add_argument("--out", nargs="+", required=True, help="one score CSV per manifest, in order")
 
-    p = add("score", cmd_score, "enhance a test set with a model and score it per utterance")
+    p = add("score", cmd_score, "enhance test sets with a model and score them per utterance")
     p.add_argument("--model", required=True)
     p.add_argument("--name", required=True, help="model id written in the table")
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--input-scores", required=True)
-    p.add_argument("--out", required=True)
+    add_test_set_paths(p)
     p.add_argument("--core-metrics-only", action="store_true",
                    help="leave PESQ-NB and DNSMOS empty (the costly metrics; see evaluation.secondary_metric_seeds)")
 
-    p = add("score-reference", cmd_score_reference, "score an external reference denoiser on a test set")
+    p = add("score-reference", cmd_score_reference, "score an external reference denoiser on test sets")
     p.add_argument("--name", required=True, help="rnnoise, deepfilternet3 or spectral_gating")
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--input-scores", required=True)
-    p.add_argument("--out", required=True)
+    add_test_set_paths(p)
 
     p = add("cost", cmd_cost, "parameters, MACs per second and 1-thread real-time factor of a model")
     p.add_argument("--model", help="a kdsd model.pt")

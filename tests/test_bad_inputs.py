@@ -145,7 +145,7 @@ def test_enhance_bad_model(case, tmp_path, capsys):
 # --------------------------------------------------------------- manifests and corpus adapters
 
 def _manifest(tmp_path, clean_samples=SR, noisy_samples=SR, drop=(), missing_audio=False):
-    (tmp_path / "clean").mkdir()
+    (tmp_path / "clean").mkdir(parents=True)
     (tmp_path / "noisy").mkdir()
     rows = []
     for i in range(2):
@@ -178,6 +178,40 @@ def test_scoring_a_bad_manifest(case, tmp_path, capsys):
     assert one_error_line(capsys).startswith(f"kdsd: error: {tmp_path / named}: {expected}")
     assert not out.parent.exists()
 
+
+
+def test_scoring_lists_that_do_not_pair_up_are_refused(tiny_model, tmp_path, capsys):
+    """One scoring job covers every test set: the i-th manifest, input table and output belong
+    together, so lists of different lengths are refused before anything is written."""
+    manifests = [_manifest(tmp_path / name) for name in ("a", "b")]
+    inputs = tmp_path / "input_a.csv"
+    assert main(["score-input", "--manifest", str(manifests[0]), "--out", str(inputs)]) == 0
+    outs = [tmp_path / "scores" / f"{name}.csv" for name in ("a", "b")]
+    assert main(["score", "--model", str(tiny_model), "--name", "teacher",
+                 "--manifest", *map(str, manifests), "--input-scores", str(inputs),
+                 "--out", *map(str, outs)]) == 2
+    assert one_error_line(capsys) == ("kdsd: error: the per-test-set lists differ in length: "
+                                      "2 manifests, 1 input_scores, 2 outputs")
+    assert not (tmp_path / "scores").exists()
+
+
+def test_one_call_over_several_test_sets_writes_the_tables_of_separate_calls(tiny_model, tmp_path):
+    manifests = [_manifest(tmp_path / name, noisy_samples=SR) for name in ("a", "b")]
+    inputs = [tmp_path / f"input_{name}.csv" for name in ("a", "b")]
+    assert main(["score-input", "--manifest", *map(str, manifests), "--out", *map(str, inputs),
+                 "--threads", "2"]) == 0
+    together = [tmp_path / "together" / f"{name}.csv" for name in ("a", "b")]
+    assert main(["score", "--model", str(tiny_model), "--name", "teacher", "--threads", "2",
+                 "--manifest", *map(str, manifests), "--input-scores", *map(str, inputs),
+                 "--out", *map(str, together)]) == 0
+    for manifest, input_csv, joint in zip(manifests, inputs, together):
+        alone = tmp_path / "alone" / joint.name
+        assert main(["score", "--model", str(tiny_model), "--name", "teacher", "--manifest", str(manifest),
+                     "--input-scores", str(input_csv), "--out", str(alone)]) == 0
+        joint_table, alone_table = pd.read_csv(joint), pd.read_csv(alone)
+        assert len(joint_table) == 2 and "pesq_wb_i" in joint_table.columns
+        # ESTOI may differ in the last bit between processes (tests/smoke_runs.py, LAST_BIT_COLUMNS)
+        pd.testing.assert_frame_equal(joint_table, alone_table, rtol=1e-12)
 
 ADAPTER_CASES = {
     "voicebank root missing": (

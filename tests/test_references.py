@@ -123,7 +123,7 @@ def test_a_reference_that_cannot_run_leaves_an_empty_table_and_a_note(tmp_path, 
     pd.DataFrame({"utt_id": ["u0"], "test_set": ["test_noise"], "noise_family": ["white"], "snr_db": [0.0],
                   **{f"input_{m}": [1.0] for m in METRICS}, "input_nan_reason": [""]}).to_csv(inputs, index=False)
     monkeypatch.setattr(scoring, "availability", lambda name: (False, "libfoo.so: cannot open"))
-    out = scoring.score_reference("rnnoise", tmp_path / "unused.csv", inputs, tmp_path / "scores.csv")
+    [out] = scoring.score_reference("rnnoise", [tmp_path / "unused.csv"], [inputs], [tmp_path / "scores.csv"])
     assert "cannot run here: libfoo.so" in capsys.readouterr().err
     assert load_scores([out]).empty  # a valid, empty score table: aggregation goes on
     costs = pd.DataFrame([{"method": "rnnoise", "available": False, "reason": "libfoo.so: cannot open"}])

@@ -1,11 +1,13 @@
 """Per-utterance score tables (DESIGN §4): the noisy input once per test set, then each model.
 
 A model's table joins its estimate scores with the input scores on ``utt_id`` and adds the
-improvements ``<metric>_i``; metric computation runs in a process pool of ``workers``.
+improvements ``<metric>_i``; metric computation runs in a process pool of ``workers``. Each call
+scores a list of test sets (one table each) with one model load and one pool.
 """
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -40,16 +42,38 @@ def _score_one(args):
     return {"utt_id": utt_id, **values, "nan_reason": reason}
 
 
-def score_many(items, workers: int, secondary: bool = True) -> pd.DataFrame:
+def score_many(items, workers: int, secondary: bool = True, pool=None) -> pd.DataFrame:
     """``items``: iterable of (utt_id, reference, estimate); ``secondary=False`` leaves the
-    ``SECONDARY_METRICS`` columns NaN (their reason in ``nan_reason``)."""
+    ``SECONDARY_METRICS`` columns NaN (their reason in ``nan_reason``). ``pool``: an open
+    ``worker_pool`` to reuse across calls."""
     items = [(*item, secondary) for item in items]
-    if workers <= 1:
+    if pool is not None:
+        rows = list(pool.map(_score_one, items, chunksize=4))
+    elif workers <= 1:
         rows = [_score_one(item) for item in items]
     else:
-        with ProcessPoolExecutor(workers) as pool:
-            rows = list(pool.map(_score_one, items, chunksize=4))
+        with ProcessPoolExecutor(workers) as fresh:
+            rows = list(fresh.map(_score_one, items, chunksize=4))
     return pd.DataFrame(rows, columns=["utt_id", *METRICS, "nan_reason"])
+
+
+@contextmanager
+def worker_pool(workers: int):
+    """One process pool for every test set of a job (None with one worker: score in-process)."""
+    if workers <= 1:
+        yield None
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            yield pool
+
+
+def paths_per_test_set(manifests: list, **per_set: list) -> list[tuple]:
+    """Zip each test set's manifest with its other paths; the lists must be equally long."""
+    counts = {"manifests": len(manifests)} | {name: len(paths) for name, paths in per_set.items()}
+    if len(set(counts.values())) != 1:
+        raise KdsdError("the per-test-set lists differ in length: "
+                        + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    return [(Path(m), *rest) for m, *rest in zip(manifests, *per_set.values())]
 
 
 def _load_pairs(manifest_path: Path):
@@ -59,43 +83,50 @@ def _load_pairs(manifest_path: Path):
         yield row, *read_pair(root / row.clean_path, root / row.noisy_path)
 
 
-def score_input(manifest_path: str | Path, out_csv: str | Path, workers: int = 1) -> Path:
-    """Scores of the unprocessed noisy input, columns ``input_<metric>``."""
-    manifest_path = Path(manifest_path)
-    meta, items = [], []
-    for row, clean, noisy in _load_pairs(manifest_path):
-        meta.append({"utt_id": row.utt_id, "test_set": row.split, "noise_family": row.noise_family,
-                     "snr_db": row.snr_db})
-        items.append((row.utt_id, clean, noisy))
-    scores = score_many(items, workers).rename(columns={m: f"input_{m}" for m in METRICS}
-                                               | {"nan_reason": "input_nan_reason"})
-    return write_csv(pd.DataFrame(meta).merge(scores, on="utt_id"), out_csv)
+def score_input(manifests: list, out_csvs: list, workers: int = 1) -> list[Path]:
+    """Scores of the unprocessed noisy input of each test set, columns ``input_<metric>``."""
+    written = []
+    with worker_pool(workers) as pool:
+        for manifest_path, out_csv in paths_per_test_set(manifests, outputs=out_csvs):
+            meta, items = [], []
+            for row, clean, noisy in _load_pairs(manifest_path):
+                meta.append({"utt_id": row.utt_id, "test_set": row.split, "noise_family": row.noise_family,
+                             "snr_db": row.snr_db})
+                items.append((row.utt_id, clean, noisy))
+            scores = score_many(items, workers, pool=pool).rename(
+                columns={m: f"input_{m}" for m in METRICS} | {"nan_reason": "input_nan_reason"})
+            written.append(write_csv(pd.DataFrame(meta).merge(scores, on="utt_id"), out_csv))
+    return written
 
 
-def score_denoiser(denoise, identity: dict, manifest_path: str | Path, input_csv: str | Path,
-                   out_csv: str | Path, workers: int = 1, secondary: bool = True) -> Path:
-    """Score ``denoise(noisy) -> estimate`` on a test set; ``identity`` fills the id columns."""
-    inputs = pd.read_csv(input_csv)
-    items = [(row.utt_id, clean, denoise(noisy)) for row, clean, noisy in _load_pairs(Path(manifest_path))]
-    scores = inputs.merge(score_many(items, workers, secondary), on="utt_id", how="inner")
-    if len(scores) != len(inputs):
-        raise KdsdError(f"{input_csv}: utterances do not match {manifest_path}")
-    for m in METRICS:
-        scores[f"{m}_i"] = scores[m] - scores[f"input_{m}"]
-    for key, value in reversed(identity.items()):
-        scores.insert(1, key, value)
-    return write_csv(scores, out_csv)
+def score_denoiser(denoise, identity: dict, manifests: list, input_csvs: list, out_csvs: list,
+                   workers: int = 1, secondary: bool = True) -> list[Path]:
+    """Score ``denoise(noisy) -> estimate`` on each test set; ``identity`` fills the id columns."""
+    written = []
+    with worker_pool(workers) as pool:
+        test_sets = paths_per_test_set(manifests, input_scores=input_csvs, outputs=out_csvs)
+        for manifest_path, input_csv, out_csv in test_sets:
+            inputs = pd.read_csv(input_csv)
+            items = [(row.utt_id, clean, denoise(noisy)) for row, clean, noisy in _load_pairs(manifest_path)]
+            scores = inputs.merge(score_many(items, workers, secondary, pool), on="utt_id", how="inner")
+            if len(scores) != len(inputs):
+                raise KdsdError(f"{input_csv}: utterances do not match {manifest_path}")
+            for m in METRICS:
+                scores[f"{m}_i"] = scores[m] - scores[f"input_{m}"]
+            for key, value in reversed(identity.items()):
+                scores.insert(1, key, value)
+            written.append(write_csv(scores, out_csv))
+    return written
 
 
-def score_model(model_path: str | Path, model_name: str, manifest_path: str | Path,
-                input_csv: str | Path, out_csv: str | Path, workers: int = 1,
-                secondary: bool = True) -> Path:
+def score_model(model_path: str | Path, model_name: str, manifests: list, input_csvs: list,
+                out_csvs: list, workers: int = 1, secondary: bool = True) -> list[Path]:
     model, payload = load_model(model_path)
     identity = {"model": model_name, "kind": payload.get("role", "unknown"),
                 "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
                 "seed": payload.get("seed", -1), "params": payload.get("params", np.nan)}
-    return score_denoiser(lambda noisy: enhance_wave(model, noisy), identity, manifest_path,
-                          input_csv, out_csv, workers, secondary)
+    return score_denoiser(lambda noisy: enhance_wave(model, noisy), identity, manifests,
+                          input_csvs, out_csvs, workers, secondary)
 
 
 def reference_identity(name: str) -> dict:
@@ -103,15 +134,18 @@ def reference_identity(name: str) -> dict:
             "scenario": "reference", "seed": 0, "params": describe(name)["params"]}
 
 
-def score_reference(name: str, manifest_path: str | Path, input_csv: str | Path,
-                    out_csv: str | Path, workers: int = 1) -> Path:
-    """Score an external reference denoiser; one that cannot run here leaves a header-only table
+def score_reference(name: str, manifests: list, input_csvs: list, out_csvs: list,
+                    workers: int = 1) -> list[Path]:
+    """Score an external reference denoiser; one that cannot run here leaves header-only tables
     (its reason is in the reference's cost record), so the rest of the DAG goes on."""
     ok, reason = availability(name)
     if not ok:
         print(f"kdsd: note: reference denoiser {name!r} cannot run here: {reason}", file=sys.stderr)
-        columns = ["utt_id", *reference_identity(name), *pd.read_csv(input_csv, nrows=0).columns[1:],
-                   *METRICS, "nan_reason", *(f"{m}_i" for m in METRICS)]
-        return write_csv(pd.DataFrame(columns=list(dict.fromkeys(columns))), out_csv)
+        written = []
+        for _, input_csv, out_csv in paths_per_test_set(manifests, input_scores=input_csvs, outputs=out_csvs):
+            columns = ["utt_id", *reference_identity(name), *pd.read_csv(input_csv, nrows=0).columns[1:],
+                       *METRICS, "nan_reason", *(f"{m}_i" for m in METRICS)]
+            written.append(write_csv(pd.DataFrame(columns=list(dict.fromkeys(columns))), out_csv))
+        return written
     return score_denoiser(lambda noisy: denoise(name, noisy), reference_identity(name),
-                          manifest_path, input_csv, out_csv, workers)
+                          manifests, input_csvs, out_csvs, workers)

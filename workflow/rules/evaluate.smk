@@ -1,46 +1,56 @@
-# Stage 4: per-utterance scores — the noisy input once per test set, then every model.
+# Stage 4: per-utterance scores — the noisy input, then every model. One job scores every test
+# set (one table per test set): a job's start-up (torch, pystoi, onnxruntime and a worker pool)
+# costs as much CPU as scoring a 32-utterance test set, so per-test-set jobs doubled the cost.
+
+
+def per_test_set(pattern):
+    """``pattern`` (with ``{test_set}``, other wildcards doubled) for every test set, in order."""
+    return expand(pattern, test_set=TEST_SETS)
+
+
+INPUT_SCORES = per_test_set(f"{RESULTS}/scores/input/{{test_set}}.csv")
 
 
 rule score_input:
     input:
-        manifest=manifest("{test_set}"),
+        manifests=per_test_set(manifest("{test_set}")),
     output:
-        scores=f"{RESULTS}/scores/input/{{test_set}}.csv",
+        scores=INPUT_SCORES,
     params:
         metrics=METRICS_PARAM,
     log:
-        f"{RESULTS}/logs/scores/input/{{test_set}}.log",
+        f"{RESULTS}/logs/scores/input.log",
     benchmark:
-        f"{RESULTS}/benchmarks/scores/input/{{test_set}}.tsv"
+        f"{RESULTS}/benchmarks/scores/input.tsv"
     threads: threads_up_to(2)
     resources:
         mem_mb=2000,
-        runtime=60,
+        runtime=120,
     shell:
-        "kdsd score-input --manifest {input.manifest} --out {output.scores}"
+        "kdsd score-input --manifest {input.manifests} --out {output.scores}"
         " --threads {threads} > {log} 2>&1"
 
 
 rule score_model:
     input:
         model=f"{RESULTS}/models/{{model}}/model.pt",
-        manifest=manifest("{test_set}"),
-        input_scores=rules.score_input.output.scores,
+        manifests=per_test_set(manifest("{test_set}")),
+        input_scores=INPUT_SCORES,
     output:
-        scores=f"{RESULTS}/scores/{{model}}/{{test_set}}.csv",
+        scores=per_test_set(f"{RESULTS}/scores/{{{{model}}}}/{{test_set}}.csv"),
     params:
         metrics=lambda w: METRICS_PARAM if scores_secondary_metrics(w.model) else CORE_METRICS_PARAM,
         core_only=lambda w: "" if scores_secondary_metrics(w.model) else " --core-metrics-only",
     log:
-        f"{RESULTS}/logs/scores/{{model}}/{{test_set}}.log",
+        f"{RESULTS}/logs/scores/{{model}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/scores/{{model}}/{{test_set}}.tsv"
+        f"{RESULTS}/benchmarks/scores/{{model}}.tsv"
     threads: threads_up_to(2)
     resources:
         mem_mb=2000,
-        runtime=60,
+        runtime=120,
     shell:
-        "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifest}"
+        "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifests}"
         " --input-scores {input.input_scores} --out {output.scores}{params.core_only}"
         " --threads {threads} > {log} 2>&1"
 
@@ -64,22 +74,22 @@ rule model_cost:
 
 rule score_reference:
     input:
-        manifest=manifest("{test_set}"),
-        input_scores=rules.score_input.output.scores,
+        manifests=per_test_set(manifest("{test_set}")),
+        input_scores=INPUT_SCORES,
     output:
-        scores=f"{RESULTS}/scores/references/{{reference}}/{{test_set}}.csv",
+        scores=per_test_set(f"{RESULTS}/scores/references/{{{{reference}}}}/{{test_set}}.csv"),
     params:
         metrics=METRICS_PARAM,
     log:
-        f"{RESULTS}/logs/scores/references/{{reference}}/{{test_set}}.log",
+        f"{RESULTS}/logs/scores/references/{{reference}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/scores/references/{{reference}}/{{test_set}}.tsv"
+        f"{RESULTS}/benchmarks/scores/references/{{reference}}.tsv"
     threads: threads_up_to(2)
     resources:
         mem_mb=2000,
-        runtime=60,
+        runtime=120,
     shell:
-        "kdsd score-reference --name {wildcards.reference} --manifest {input.manifest}"
+        "kdsd score-reference --name {wildcards.reference} --manifest {input.manifests}"
         " --input-scores {input.input_scores} --out {output.scores} --threads {threads} > {log} 2>&1"
 
 
