@@ -8,6 +8,11 @@ def per_test_set(pattern):
     return expand(pattern, test_set=TEST_SETS)
 
 
+# One thread and no worker pool per scoring job: Snakemake runs scoring jobs side by side, and
+# 4 concurrent 2-thread jobs (a 2-thread torch parent plus 2 pool workers each) took 137 CPU-s
+# and 69 s for what 4 one-thread jobs did in 62 CPU-s and 31 s (32 utterances each, 2 cores).
+SCORING_THREADS = 1
+
 INPUT_SCORES = per_test_set(f"{RESULTS}/scores/input/{{test_set}}.csv")
 
 
@@ -22,7 +27,7 @@ rule score_input:
         f"{RESULTS}/logs/scores/input.log",
     benchmark:
         f"{RESULTS}/benchmarks/scores/input.tsv"
-    threads: threads_up_to(2)
+    threads: SCORING_THREADS
     resources:
         mem_mb=2000,
         runtime=120,
@@ -45,7 +50,7 @@ rule score_model:
         f"{RESULTS}/logs/scores/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/scores/{{model}}.tsv"
-    threads: threads_up_to(2)
+    threads: SCORING_THREADS
     resources:
         mem_mb=2000,
         runtime=120,
@@ -84,7 +89,7 @@ rule score_reference:
         f"{RESULTS}/logs/scores/references/{{reference}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/scores/references/{{reference}}.tsv"
-    threads: threads_up_to(2)
+    threads: SCORING_THREADS
     resources:
         mem_mb=2000,
         runtime=120,
