@@ -151,11 +151,12 @@ def cmd_enhance(args) -> None:
           file=sys.stderr)
 
 
-def add_test_set_paths(parser) -> None:
+def add_test_set_paths(parser, input_scores: bool = True) -> None:
     """The per-test-set paths of a scoring command: the i-th of each list belong together."""
     parser.add_argument("--manifest", nargs="+", required=True, help="test-set manifest.csv files")
-    parser.add_argument("--input-scores", nargs="+", required=True,
-                        help="the noisy input's score CSV of each manifest, in order")
+    if input_scores:
+        parser.add_argument("--input-scores", nargs="+", required=True,
+                            help="the noisy input's score CSV of each manifest, in order")
     parser.add_argument("--out", nargs="+", required=True, help="one score CSV per manifest, in order")
 
 
@@ -194,8 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True)
 
     p = add("score-input", cmd_score_input, "score the noisy input of test sets")
-    p.add_argument("--manifest", nargs="+", required=True, help="test-set manifest.csv files")
-    p.add_argument("--out", nargs="+", required=True, help="one score CSV per manifest, in order")
+    add_test_set_paths(p, input_scores=False)
 
     p = add("score", cmd_score, "enhance test sets with a model and score them per utterance")
     p.add_argument("--model", required=True)

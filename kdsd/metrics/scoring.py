@@ -33,7 +33,8 @@ SKIPPED_REASON = "secondary metrics not computed for this seed (evaluation.secon
 
 def _score_one(args):
     utt_id, reference, estimate, secondary = args
-    values, reason = score_utterance(reference, estimate, metrics=INTRUSIVE_METRICS if secondary else CORE_METRICS)
+    metrics = INTRUSIVE_METRICS if secondary else CORE_METRICS
+    values, reason = score_utterance(reference, estimate, metrics=metrics)
     if secondary:
         values.update(dnsmos(estimate))  # non-intrusive: the estimate alone
     else:
@@ -45,15 +46,12 @@ def _score_one(args):
 def score_many(items, workers: int, secondary: bool = True, pool=None) -> pd.DataFrame:
     """``items``: iterable of (utt_id, reference, estimate); ``secondary=False`` leaves the
     ``SECONDARY_METRICS`` columns NaN (their reason in ``nan_reason``). ``pool``: an open
-    ``worker_pool`` to reuse across calls."""
+    ``worker_pool`` to reuse across calls; without one, ``workers`` > 1 opens its own."""
+    if pool is None and workers > 1:
+        with worker_pool(workers) as own:
+            return score_many(items, workers, secondary, own)
     items = [(*item, secondary) for item in items]
-    if pool is not None:
-        rows = list(pool.map(_score_one, items, chunksize=4))
-    elif workers <= 1:
-        rows = [_score_one(item) for item in items]
-    else:
-        with ProcessPoolExecutor(workers) as fresh:
-            rows = list(fresh.map(_score_one, items, chunksize=4))
+    rows = list(pool.map(_score_one, items, chunksize=4)) if pool else [_score_one(i) for i in items]
     return pd.DataFrame(rows, columns=["utt_id", *METRICS, "nan_reason"])
 
 

@@ -1,6 +1,5 @@
-# Stage 4: per-utterance scores — the noisy input, then every model. One job scores every test
-# set (one table per test set): a job's start-up (torch, pystoi, onnxruntime and a worker pool)
-# costs as much CPU as scoring a 32-utterance test set, so per-test-set jobs doubled the cost.
+# Stage 4: per-utterance scores — the noisy input, then every model. One job per model scores
+# every test set (one table each): the model loads once and the DAG has a fifth of the jobs.
 
 
 def per_test_set(pattern):
