@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from smoke_runs import SMOKE, snakemake
+from smoke_runs import SMOKE, planned_jobs, snakemake
 from kdsd.corpus.synthetic import TEST_SPLITS
 
 pytestmark = pytest.mark.dag
@@ -117,3 +117,20 @@ def test_rerun_has_nothing_to_do(smoke_run):
     dry = snakemake(workdir, "-n", env=env)
     assert dry.returncode == 0
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_new_methods_and_seeds_train_only_the_new_students(smoke_run, tmp_path):
+    """A student job sees only its own scenario and method (kdsd.train.jobs.student_job_config),
+    so growing a finished study plans the new students, not a retraining of all of them."""
+    _, env, workdir = smoke_run
+    smoke = yaml.safe_load(SMOKE.read_text())["students"]
+    grown = tmp_path / "grown.yaml"
+    grown.write_text(yaml.safe_dump({
+        "students": {"methods": smoke["methods"] + ["cosine_mse"], "seeds": smoke["seeds"] + [3]},
+        "kd": {"cosine_mse": {"method": "cosine", "distance": "mse"}, "hint": {"kd_weight": 3.0}}}))
+    dry = snakemake(workdir, "-n", configfiles=(grown,), env=env)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    jobs = planned_jobs(dry.stdout + dry.stderr)
+    new_students = len(smoke["methods"]) + len(smoke["seeds"]) + 1  # seed 3 of each; the variant's 3
+    assert jobs["distill_student"] == jobs["score_model"] == new_students, jobs
+    assert "train_teacher" not in jobs and "build_corpus_split" not in jobs, jobs

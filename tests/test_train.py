@@ -223,6 +223,34 @@ def test_variant_student_records_its_name_base_options_and_selected_epoch(tmp_pa
     assert (record["selected_epoch"], record["epochs_trained"]) == (best["epoch"], 3)
 
 
+def test_a_student_job_reads_only_its_scenario_and_method():
+    from kdsd.distill.variants import resolve
+    from kdsd.train.jobs import build_method, student_job_config
+
+    cfg = _student_cfg()
+    job = student_job_config(cfg, "half", "cosine_mse")
+    assert job["students"]["scenarios"] == {"half": {"width_ratio": 0.5}}
+    assert job["kd"] == {"cosine": cfg["kd"]["cosine"], "cosine_mse": cfg["kd"]["cosine_mse"]}
+    assert resolve(job["kd"], "cosine_mse") == resolve(cfg["kd"], "cosine_mse")
+    # More methods, seeds, scenarios and unrelated KD entries leave the job's config as it was.
+    grown = json.loads(json.dumps(cfg))
+    grown["students"].update(methods=["none", "cosine", "cosine_mse", "hint"], seeds=[1, 2, 3, 4])
+    grown["students"]["scenarios"]["eighth"] = {"width_ratio": 0.125}
+    grown["kd"]["hint"] = {"kd_weight": 3.0}
+    assert student_job_config(grown, "half", "cosine_mse") == job
+    assert student_job_config(grown, "half", "none")["kd"] == {}
+    # The variant's base options are part of it: changing them changes the job.
+    grown["kd"]["cosine"]["kd_weight"] = 1.0
+    assert student_job_config(grown, "half", "cosine_mse")["kd"]["cosine"]["kd_weight"] == 1.0
+    # The job builds the same student as the whole config does.
+    teacher = UNetDAE(width=4, depth=2)
+    built = []
+    for config in (cfg, job):
+        seed_everything(5)
+        built.append(build_method(config, teacher, "cosine_mse", "half")[0].student.state_dict())
+    assert all(torch.equal(built[0][name], built[1][name]) for name in built[0])
+
+
 def test_method_from_a_file_outside_the_package_trains(tmp_path, data, teacher_file, clean_registry):
     from kdsd.models.io import load_payload
     from kdsd.train.jobs import check_students, distill_student

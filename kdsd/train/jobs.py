@@ -13,7 +13,7 @@ import pandas as pd
 
 from kdsd.atomic import write_csv
 from kdsd.distill import get_method, load_method_files
-from kdsd.distill.variants import resolve
+from kdsd.distill.variants import base_method, resolve
 from kdsd.errors import KdsdError
 from kdsd.losses import SupervisedLoss
 from kdsd.models.io import load_model, save_model
@@ -74,6 +74,23 @@ def build_method(cfg: dict, teacher, method_name: str, scenario_name: str):
     except TypeError as exc:  # a user method's constructor refusing its options
         raise KdsdError(f"kd.{method_name}: {exc}") from None
     return method, base
+
+
+def student_job_config(cfg: dict, scenario_name: str, method_name: str) -> dict:
+    """The config one student job reads: its scenario, its method's ``kd`` entry (and a variant's
+    base entry), the students' training settings, method files and the loss.
+
+    A job gets nothing else, so its Snakemake params and its resume fingerprint stay the same
+    when other methods, seeds or scenarios join the config: adding them trains only the new
+    students instead of every one.
+    """
+    students, kd = cfg["students"], cfg.get("kd", {})
+    names = sorted({method_name, base_method(kd, method_name)} & set(kd))
+    return {"students": {"train": students["train"],
+                         "scenarios": {scenario_name: students["scenarios"][scenario_name]},
+                         "method_files": students.get("method_files", [])},
+            "kd": {name: kd[name] for name in names},
+            "loss": cfg["loss"]}
 
 
 def run_scenarios(students_cfg: dict) -> list[str]:

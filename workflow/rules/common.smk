@@ -5,7 +5,7 @@ import shlex
 from kdsd.cluster import capped_threads
 from kdsd.corpus import sources
 from kdsd.metrics import CORE_METRICS, METRICS
-from kdsd.train.jobs import check_students, run_scenarios
+from kdsd.train.jobs import check_students, run_scenarios, student_job_config
 
 # A score table's columns follow kdsd's metric list; as a rule param, a change to that list
 # makes Snakemake rescore instead of mixing old and new tables.
@@ -42,9 +42,14 @@ wildcard_constraints:
     reference="[a-z0-9_]+",
 
 
+def json_arg(value):
+    """A value as one shell-quoted JSON argument."""
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
 def as_json_arg(*sections):
     """Resolved config sections as one shell-quoted JSON argument."""
-    return shlex.quote(json.dumps({s: config[s] for s in sections}, sort_keys=True))
+    return json_arg({s: config[s] for s in sections})
 
 
 def student_models():

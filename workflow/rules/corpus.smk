@@ -6,7 +6,7 @@ rule build_corpus_split:
     output:
         manifest=f"{CORPUS}/{{split}}/manifest.csv",
     params:
-        corpus=lambda w: shlex.quote(json.dumps(config["corpus"], sort_keys=True)),
+        corpus=lambda w: json_arg(config["corpus"]),
         out=lambda w: f"{CORPUS}/{w.split}",
     log:
         f"{RESULTS}/logs/corpus/{{split}}.log",

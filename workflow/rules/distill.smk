@@ -11,7 +11,8 @@ rule distill_student:
         model=f"{RESULTS}/models/students/{{scenario}}/{{method}}/seed{{seed}}/model.pt",
         history=f"{RESULTS}/models/students/{{scenario}}/{{method}}/seed{{seed}}/history.csv",
     params:
-        cfg=as_json_arg("students", "kd", "loss"),
+        # Only this student's part of the config: new methods, seeds or scenarios leave it as is.
+        cfg=lambda w: json_arg(student_job_config(config, w.scenario, w.method)),
         out=lambda w: f"{RESULTS}/models/students/{w.scenario}/{w.method}/seed{w.seed}",
     log:
         f"{RESULTS}/logs/models/students/{{scenario}}/{{method}}/seed{{seed}}.log",

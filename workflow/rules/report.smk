@@ -31,7 +31,7 @@ rule report_results:
                        category="Results", labels={"table": "summary"}),
     params:
         out=RESULTS,
-        provenance=lambda w: shlex.quote(json.dumps({"config": config}, sort_keys=True)),
+        provenance=lambda w: json_arg({"config": config}),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
