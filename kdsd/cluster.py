@@ -48,3 +48,18 @@ def capped_threads(requested: int, executor: str | None) -> int:
         return max(1, min(requested, local_cpus()))
     cap = slurm_cpus_per_node()
     return requested if cap is None else max(1, min(requested, cap))
+
+
+def local_cores_claimed(threads: int, cores: int, executor: str | None) -> int:
+    """What a job of ``threads`` real threads takes from Snakemake's ``--cores``.
+
+    Locally, ``--cores`` larger than this machine's CPUs (``make reproduce``'s ``--cores 8`` on a
+    2-core laptop) would start 8 threads' worth of jobs on 2 CPUs: a 2-thread teacher beside one
+    1-thread job then ran its epochs 3x slower (its OpenMP threads wait for each other) and
+    8 students shared 2 CPUs. A local job therefore claims its threads times
+    ``cores // CPUs``, so the jobs running at once hold about as many threads as there are CPUs.
+    On SLURM (and for ``--cores`` within the CPUs) it claims its threads.
+    """
+    if executor and executor.startswith("slurm"):
+        return threads
+    return max(1, min(cores, threads * max(1, cores // local_cpus())))

@@ -1,4 +1,5 @@
-"""Thread capping on SLURM (kdsd/cluster.py): no job may ask for more CPUs than a node has."""
+"""Threads and core claims (kdsd/cluster.py): no SLURM job asks for more CPUs than a node has,
+and no local run starts more threads than the machine has CPUs."""
 import pytest
 
 from kdsd import cluster
@@ -31,3 +32,21 @@ def test_slurm_jobs_are_capped_to_the_largest_node(monkeypatch):
 def test_this_machines_cluster_is_read_when_present():
     count = cluster.slurm_cpus_per_node()
     assert count is None or count >= 1
+
+
+@pytest.mark.parametrize("executor", [None, "local"])
+def test_local_jobs_claim_their_share_of_cores_beyond_the_machines_cpus(executor, monkeypatch):
+    monkeypatch.setattr(cluster, "local_cpus", lambda: 2)
+    # --cores 8 on 2 CPUs: a 1-thread job claims 4, so two run at once; a 2-thread job runs alone
+    assert cluster.local_cores_claimed(1, 8, executor) == 4
+    assert cluster.local_cores_claimed(2, 8, executor) == 8
+    assert cluster.local_cores_claimed(1, 2, executor) == 1   # --cores within the CPUs: as asked
+    assert cluster.local_cores_claimed(1, 3, executor) == 1   # less than twice the CPUs: as asked
+    monkeypatch.setattr(cluster, "local_cpus", lambda: 8)
+    assert cluster.local_cores_claimed(4, 8, executor) == 4
+
+
+def test_slurm_jobs_claim_their_threads(monkeypatch):
+    monkeypatch.setattr(cluster, "local_cpus", lambda: 2)
+    assert cluster.local_cores_claimed(1, 64, "slurm") == 1
+    assert cluster.local_cores_claimed(2, 64, "slurm-jobstep") == 2

@@ -2,7 +2,7 @@
 import json
 import shlex
 
-from kdsd.cluster import capped_threads
+from kdsd.cluster import capped_threads, local_cores_claimed
 from kdsd.corpus import sources
 from kdsd.metrics import CORE_METRICS, METRICS
 from kdsd.train.jobs import check_students, run_scenarios, student_job_config
@@ -69,12 +69,24 @@ def manifest(split):
     return f"{CORPUS}/{split}/manifest.csv"
 
 
+def _executor():
+    plugin = workflow.executor_plugin
+    return plugin.name if plugin else None
+
+
 def threads_up_to(requested):
-    """Threads of a rule, capped on SLURM to the largest node (see kdsd/cluster.py).
+    """The threads a job's command runs (``--threads {resources.job_threads}``): ``requested``,
+    capped on SLURM to the largest node and locally to this machine's CPUs (kdsd/cluster.py).
 
     Evaluated per job, once Snakemake knows its executor.
     """
-    def threads(wildcards):
-        plugin = workflow.executor_plugin
-        return capped_threads(requested, plugin.name if plugin else None)
-    return threads
+    return lambda wildcards: capped_threads(requested, _executor())
+
+
+def cores_claimed(requested):
+    """A rule's ``threads:``, what the scheduler counts against ``--cores``: the job's threads,
+    scaled up locally where ``--cores`` exceeds this machine's CPUs (kdsd/cluster.py)."""
+    def claim(wildcards):
+        threads = capped_threads(requested, _executor())
+        return local_cores_claimed(threads, workflow.cores, _executor())
+    return claim

@@ -12,13 +12,15 @@ rule build_corpus_split:
         f"{RESULTS}/logs/corpus/{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/corpus/{{split}}.tsv"
-    threads: threads_up_to(2)
+    threads: cores_claimed(2)
+    priority: 100  # the train split starts the critical path (teacher), before any scoring
     resources:
+        job_threads=threads_up_to(2),
         mem_mb=4000,
         runtime=60,
     shell:
         "kdsd build-corpus --config-json {params.corpus} --split {wildcards.split}"
-        " --out {params.out} --threads {threads} > {log} 2>&1"
+        " --out {params.out} --threads {resources.job_threads} > {log} 2>&1"
 
 
 rule corpus_report:
@@ -47,7 +49,7 @@ rule corpus_report:
         f"{RESULTS}/logs/corpus_report.log",
     benchmark:
         f"{RESULTS}/benchmarks/corpus_report.tsv"
-    threads: 1
+    threads: cores_claimed(1)
     resources:
         mem_mb=2000,
         runtime=30,

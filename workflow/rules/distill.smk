@@ -18,13 +18,14 @@ rule distill_student:
         f"{RESULTS}/logs/models/students/{{scenario}}/{{method}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/models/students/{{scenario}}/{{method}}/seed{{seed}}.tsv"
-    threads: 1
+    threads: cores_claimed(1)
     priority: 50  # training is the critical path: students start before any scoring
     resources:
+        job_threads=threads_up_to(1),
         mem_mb=4000,
         runtime=240,
     shell:
         "kdsd distill --config-json {params.cfg} --teacher {input.teacher}"
         " --method {wildcards.method} --scenario {wildcards.scenario} --seed {wildcards.seed}"
         " --train {input.train} --valid {input.valid} --out {params.out}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {resources.job_threads} > {log} 2>&1"

@@ -26,13 +26,14 @@ rule score_input:
         f"{RESULTS}/logs/scores/input.log",
     benchmark:
         f"{RESULTS}/benchmarks/scores/input.tsv"
-    threads: SCORING_THREADS
+    threads: cores_claimed(SCORING_THREADS)
     resources:
+        job_threads=threads_up_to(SCORING_THREADS),
         mem_mb=2000,
         runtime=120,
     shell:
         "kdsd score-input --manifest {input.manifests} --out {output.scores}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {resources.job_threads} > {log} 2>&1"
 
 
 rule score_model:
@@ -49,14 +50,15 @@ rule score_model:
         f"{RESULTS}/logs/scores/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/scores/{{model}}.tsv"
-    threads: SCORING_THREADS
+    threads: cores_claimed(SCORING_THREADS)
     resources:
+        job_threads=threads_up_to(SCORING_THREADS),
         mem_mb=2000,
         runtime=120,
     shell:
         "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifests}"
         " --input-scores {input.input_scores} --out {output.scores}{params.core_only}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {resources.job_threads} > {log} 2>&1"
 
 
 rule model_cost:
@@ -68,7 +70,7 @@ rule model_cost:
         f"{RESULTS}/logs/cost/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/cost/{{model}}.tsv"
-    threads: 1
+    threads: cores_claimed(1)
     resources:
         mem_mb=2000,
         runtime=30,
@@ -88,13 +90,14 @@ rule score_reference:
         f"{RESULTS}/logs/scores/references/{{reference}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/scores/references/{{reference}}.tsv"
-    threads: SCORING_THREADS
+    threads: cores_claimed(SCORING_THREADS)
     resources:
+        job_threads=threads_up_to(SCORING_THREADS),
         mem_mb=2000,
         runtime=120,
     shell:
         "kdsd score-reference --name {wildcards.reference} --manifest {input.manifests}"
-        " --input-scores {input.input_scores} --out {output.scores} --threads {threads} > {log} 2>&1"
+        " --input-scores {input.input_scores} --out {output.scores} --threads {resources.job_threads} > {log} 2>&1"
 
 
 rule reference_cost:
@@ -104,7 +107,7 @@ rule reference_cost:
         f"{RESULTS}/logs/cost/references/{{reference}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/cost/references/{{reference}}.tsv"
-    threads: 1
+    threads: cores_claimed(1)
     resources:
         mem_mb=2000,
         runtime=30,

@@ -36,7 +36,7 @@ rule report_results:
         f"{RESULTS}/logs/report.log",
     benchmark:
         f"{RESULTS}/benchmarks/report.tsv"
-    threads: 1
+    threads: cores_claimed(1)
     resources:
         mem_mb=2000,
         runtime=30,
@@ -61,7 +61,7 @@ rule listening_examples:
         f"{RESULTS}/logs/examples/{{test_set}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/examples/{{test_set}}.tsv"
-    threads: 1
+    threads: cores_claimed(1)
     resources:
         mem_mb=2000,
         runtime=30,

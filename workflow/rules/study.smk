@@ -24,7 +24,7 @@ rule ablation_table:
         f"{RESULTS}/logs/ablations.log",
     benchmark:
         f"{RESULTS}/benchmarks/study/ablations.tsv"
-    threads: 1
+    threads: cores_claimed(1)
     resources:
         mem_mb=2000,
         runtime=30,
@@ -44,7 +44,7 @@ rule kd_weights:
         f"{RESULTS}/logs/kd_weights.log",
     benchmark:
         f"{RESULTS}/benchmarks/study/kd_weights.tsv"
-    threads: 1
+    threads: cores_claimed(1)
     resources:
         mem_mb=2000,
         runtime=30,
@@ -68,7 +68,7 @@ rule runtime_table:
         f"{RESULTS}/logs/runtime.log",
     benchmark:
         f"{RESULTS}/benchmarks/study/runtime.tsv"
-    threads: 1
+    threads: cores_claimed(1)
     resources:
         mem_mb=1000,
         runtime=10,

@@ -15,11 +15,12 @@ rule train_teacher:
         f"{RESULTS}/logs/models/teacher.log",
     benchmark:
         f"{RESULTS}/benchmarks/models/teacher.tsv"
-    threads: threads_up_to(4)
+    threads: cores_claimed(4)
     priority: 100  # the start of the critical path: before the students and any scoring
     resources:
+        job_threads=threads_up_to(4),
         mem_mb=8000,
         runtime=240,
     shell:
         "kdsd train-teacher --config-json {params.cfg} --train {input.train} --valid {input.valid}"
-        " --out {params.out} --threads {threads} > {log} 2>&1"
+        " --out {params.out} --threads {resources.job_threads} > {log} 2>&1"
