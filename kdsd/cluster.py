@@ -50,16 +50,29 @@ def capped_threads(requested: int, executor: str | None) -> int:
     return requested if cap is None else max(1, min(requested, cap))
 
 
+def oversubscription(cores: int) -> int:
+    """How many times Snakemake's ``--cores`` holds this machine's CPUs (1 when it does not)."""
+    return max(1, cores // local_cpus())
+
+
 def local_cores_claimed(threads: int, cores: int, executor: str | None) -> int:
-    """What a job of ``threads`` real threads takes from Snakemake's ``--cores``.
+    """What a job of ``threads`` real threads takes from Snakemake's ``--cores`` (its ``threads:``).
 
     Locally, ``--cores`` larger than this machine's CPUs (``make reproduce``'s ``--cores 8`` on a
     2-core laptop) would start 8 threads' worth of jobs on 2 CPUs: a 2-thread teacher beside one
     1-thread job then ran its epochs 3x slower (its OpenMP threads wait for each other) and
     8 students shared 2 CPUs. A local job therefore claims its threads times
-    ``cores // CPUs``, so the jobs running at once hold about as many threads as there are CPUs.
-    On SLURM (and for ``--cores`` within the CPUs) it claims its threads.
+    :func:`oversubscription`, so the jobs running at once hold about as many threads as there
+    are CPUs. On SLURM (and for ``--cores`` within the CPUs) it claims its threads.
     """
     if executor and executor.startswith("slurm"):
         return threads
-    return max(1, min(cores, threads * max(1, cores // local_cpus())))
+    return max(1, min(cores, threads * oversubscription(cores)))
+
+
+def threads_of_claim(claimed: int, cores: int, executor: str | None) -> int:
+    """The threads a job runs for what it claims (its ``threads:``, which ``--set-threads`` may
+    have set): the inverse of :func:`local_cores_claimed`, capped by :func:`capped_threads`."""
+    if not executor or not executor.startswith("slurm"):
+        claimed = max(1, claimed // oversubscription(cores))
+    return capped_threads(claimed, executor)

@@ -50,3 +50,20 @@ def test_slurm_jobs_claim_their_threads(monkeypatch):
     monkeypatch.setattr(cluster, "local_cpus", lambda: 2)
     assert cluster.local_cores_claimed(1, 64, "slurm") == 1
     assert cluster.local_cores_claimed(2, 64, "slurm-jobstep") == 2
+
+
+@pytest.mark.parametrize("cores,cpus", [(8, 2), (2, 2), (3, 2), (8, 8), (64, 4)])
+def test_a_local_job_runs_the_threads_it_claimed_for(cores, cpus, monkeypatch):
+    monkeypatch.setattr(cluster, "local_cpus", lambda: cpus)
+    for threads in range(1, cpus + 1):
+        claim = cluster.local_cores_claimed(threads, cores, None)
+        assert cluster.threads_of_claim(claim, cores, None) == min(threads, cores)
+    # --set-threads train_teacher=8 on 8 CPUs with --cores 8: the command runs 8 threads
+    monkeypatch.setattr(cluster, "local_cpus", lambda: 8)
+    assert cluster.threads_of_claim(8, 8, None) == 8
+
+
+def test_a_slurm_job_runs_its_claim_up_to_the_node(monkeypatch):
+    monkeypatch.setattr(cluster, "slurm_cpus_per_node", lambda: 4)
+    assert cluster.threads_of_claim(2, 64, "slurm-jobstep") == 2
+    assert cluster.threads_of_claim(8, 64, "slurm") == 4

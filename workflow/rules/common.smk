@@ -2,7 +2,7 @@
 import json
 import shlex
 
-from kdsd.cluster import capped_threads, local_cores_claimed
+from kdsd.cluster import capped_threads, local_cores_claimed, threads_of_claim
 from kdsd.corpus import sources
 from kdsd.metrics import CORE_METRICS, METRICS
 from kdsd.train.jobs import check_students, run_scenarios, student_job_config
@@ -74,19 +74,16 @@ def _executor():
     return plugin.name if plugin else None
 
 
-def threads_up_to(requested):
-    """The threads a job's command runs (``--threads {resources.job_threads}``): ``requested``,
-    capped on SLURM to the largest node and locally to this machine's CPUs (kdsd/cluster.py).
-
-    Evaluated per job, once Snakemake knows its executor.
-    """
-    return lambda wildcards: capped_threads(requested, _executor())
-
-
 def cores_claimed(requested):
-    """A rule's ``threads:``, what the scheduler counts against ``--cores``: the job's threads,
-    scaled up locally where ``--cores`` exceeds this machine's CPUs (kdsd/cluster.py)."""
+    """A rule's ``threads:``, what the scheduler counts against ``--cores``: ``requested`` capped
+    (on SLURM to the largest node, locally to this machine's CPUs), then scaled up locally where
+    ``--cores`` exceeds the CPUs (kdsd/cluster.py). Evaluated per job, once Snakemake knows its
+    executor."""
     def claim(wildcards):
-        threads = capped_threads(requested, _executor())
-        return local_cores_claimed(threads, workflow.cores, _executor())
+        return local_cores_claimed(capped_threads(requested, _executor()), workflow.cores, _executor())
     return claim
+
+
+def job_threads(wildcards, threads):
+    """``resources.job_threads``: the threads a job's command runs for what it claimed."""
+    return threads_of_claim(threads, workflow.cores, _executor())

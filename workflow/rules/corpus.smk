@@ -15,7 +15,7 @@ rule build_corpus_split:
     threads: cores_claimed(2)
     priority: 100  # the train split starts the critical path (teacher), before any scoring
     resources:
-        job_threads=threads_up_to(2),
+        job_threads=job_threads,
         mem_mb=4000,
         runtime=60,
     shell:

@@ -21,7 +21,7 @@ rule distill_student:
     threads: cores_claimed(1)
     priority: 50  # training is the critical path: students start before any scoring
     resources:
-        job_threads=threads_up_to(1),
+        job_threads=job_threads,
         mem_mb=4000,
         runtime=240,
     shell:

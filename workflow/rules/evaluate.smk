@@ -28,7 +28,7 @@ rule score_input:
         f"{RESULTS}/benchmarks/scores/input.tsv"
     threads: cores_claimed(SCORING_THREADS)
     resources:
-        job_threads=threads_up_to(SCORING_THREADS),
+        job_threads=job_threads,
         mem_mb=2000,
         runtime=120,
     shell:
@@ -52,7 +52,7 @@ rule score_model:
         f"{RESULTS}/benchmarks/scores/{{model}}.tsv"
     threads: cores_claimed(SCORING_THREADS)
     resources:
-        job_threads=threads_up_to(SCORING_THREADS),
+        job_threads=job_threads,
         mem_mb=2000,
         runtime=120,
     shell:
@@ -92,7 +92,7 @@ rule score_reference:
         f"{RESULTS}/benchmarks/scores/references/{{reference}}.tsv"
     threads: cores_claimed(SCORING_THREADS)
     resources:
-        job_threads=threads_up_to(SCORING_THREADS),
+        job_threads=job_threads,
         mem_mb=2000,
         runtime=120,
     shell:

@@ -18,7 +18,7 @@ rule train_teacher:
     threads: cores_claimed(4)
     priority: 100  # the start of the critical path: before the students and any scoring
     resources:
-        job_threads=threads_up_to(4),
+        job_threads=job_threads,
         mem_mb=8000,
         runtime=240,
     shell:
