@@ -46,12 +46,6 @@ def test_local_jobs_claim_their_share_of_cores_beyond_the_machines_cpus(executor
     assert cluster.local_cores_claimed(4, 8, executor) == 4
 
 
-def test_slurm_jobs_claim_their_threads(monkeypatch):
-    monkeypatch.setattr(cluster, "local_cpus", lambda: 2)
-    assert cluster.local_cores_claimed(1, 64, "slurm") == 1
-    assert cluster.local_cores_claimed(2, 64, "slurm-jobstep") == 2
-
-
 @pytest.mark.parametrize("cores,cpus", [(8, 2), (2, 2), (3, 2), (8, 8), (64, 4)])
 def test_a_local_job_runs_the_threads_it_claimed_for(cores, cpus, monkeypatch):
     monkeypatch.setattr(cluster, "local_cpus", lambda: cpus)
@@ -63,7 +57,10 @@ def test_a_local_job_runs_the_threads_it_claimed_for(cores, cpus, monkeypatch):
     assert cluster.threads_of_claim(8, 8, None) == 8
 
 
-def test_a_slurm_job_runs_its_claim_up_to_the_node(monkeypatch):
+def test_a_slurm_job_claims_its_threads_and_runs_them_up_to_the_node(monkeypatch):
+    monkeypatch.setattr(cluster, "local_cpus", lambda: 2)  # the submitting host does not count
     monkeypatch.setattr(cluster, "slurm_cpus_per_node", lambda: 4)
+    assert cluster.local_cores_claimed(1, 64, "slurm") == 1
+    assert cluster.local_cores_claimed(2, 64, "slurm-jobstep") == 2
     assert cluster.threads_of_claim(2, 64, "slurm-jobstep") == 2
     assert cluster.threads_of_claim(8, 64, "slurm") == 4
