@@ -39,12 +39,17 @@ def local_cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def is_slurm(executor: str | None) -> bool:
+    """True for the SLURM executor and its job steps (``slurm``, ``slurm-jobstep``)."""
+    return bool(executor) and executor.startswith("slurm")
+
+
 def capped_threads(requested: int, executor: str | None) -> int:
     """``requested`` threads, lowered to the largest SLURM node when jobs go through SLURM, and
     to this machine's CPUs when they run here: ``make reproduce``'s ``--cores 8`` on a 2-core
     laptop would otherwise start a 4-thread teacher on 2 cores (OpenMP threads then wait on each
     other, and the critical path slows)."""
-    if not executor or not executor.startswith("slurm"):
+    if not is_slurm(executor):
         return max(1, min(requested, local_cpus()))
     cap = slurm_cpus_per_node()
     return requested if cap is None else max(1, min(requested, cap))
@@ -55,7 +60,7 @@ def oversubscription(cores: int) -> int:
     return max(1, cores // local_cpus())
 
 
-def local_cores_claimed(threads: int, cores: int, executor: str | None) -> int:
+def local_cores_claimed(threads: int, cores: int | None, executor: str | None) -> int:
     """What a job of ``threads`` real threads takes from Snakemake's ``--cores`` (its ``threads:``).
 
     Locally, ``--cores`` larger than this machine's CPUs (``make reproduce``'s ``--cores 8`` on a
@@ -63,16 +68,17 @@ def local_cores_claimed(threads: int, cores: int, executor: str | None) -> int:
     1-thread job then ran its epochs 3x slower (its OpenMP threads wait for each other) and
     8 students shared 2 CPUs. A local job therefore claims its threads times
     :func:`oversubscription`, so the jobs running at once hold about as many threads as there
-    are CPUs. On SLURM (and for ``--cores`` within the CPUs) it claims its threads.
+    are CPUs. On SLURM (and for ``--cores`` within the CPUs) it claims its threads; ``cores`` is
+    then unused (None on SLURM).
     """
-    if executor and executor.startswith("slurm"):
+    if is_slurm(executor):
         return threads
     return max(1, min(cores, threads * oversubscription(cores)))
 
 
-def threads_of_claim(claimed: int, cores: int, executor: str | None) -> int:
+def threads_of_claim(claimed: int, cores: int | None, executor: str | None) -> int:
     """The threads a job runs for what it claims (its ``threads:``, which ``--set-threads`` may
     have set): the inverse of :func:`local_cores_claimed`, capped by :func:`capped_threads`."""
-    if not executor or not executor.startswith("slurm"):
+    if not is_slurm(executor):
         claimed = max(1, claimed // oversubscription(cores))
     return capped_threads(claimed, executor)

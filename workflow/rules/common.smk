@@ -2,7 +2,7 @@
 import json
 import shlex
 
-from kdsd.cluster import capped_threads, local_cores_claimed, threads_of_claim
+from kdsd.cluster import capped_threads, is_slurm, local_cores_claimed, threads_of_claim
 from kdsd.corpus import sources
 from kdsd.metrics import CORE_METRICS, METRICS
 from kdsd.train.jobs import check_students, run_scenarios, student_job_config
@@ -74,16 +74,21 @@ def _executor():
     return plugin.name if plugin else None
 
 
+def _local_cores():
+    """``--cores`` of a local run; None on SLURM, where Snakemake may have no core count."""
+    return None if is_slurm(_executor()) else workflow.cores
+
+
 def cores_claimed(requested):
     """A rule's ``threads:``, what the scheduler counts against ``--cores``: ``requested`` capped
     (on SLURM to the largest node, locally to this machine's CPUs), then scaled up locally where
     ``--cores`` exceeds the CPUs (kdsd/cluster.py). Evaluated per job, once Snakemake knows its
     executor."""
     def claim(wildcards):
-        return local_cores_claimed(capped_threads(requested, _executor()), workflow.cores, _executor())
+        return local_cores_claimed(capped_threads(requested, _executor()), _local_cores(), _executor())
     return claim
 
 
 def job_threads(wildcards, threads):
     """``resources.job_threads``: the threads a job's command runs for what it claimed."""
-    return threads_of_claim(threads, workflow.cores, _executor())
+    return threads_of_claim(threads, _local_cores(), _executor())
