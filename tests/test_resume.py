@@ -43,8 +43,11 @@ def corpus_dir(workdir: Path) -> Path:
 
 
 def finished_splits(workdir: Path) -> dict[str, int]:
-    """Split name -> manifest mtime (ns) of every split built completely."""
-    return {p.parent.name: p.stat().st_mtime_ns for p in corpus_dir(workdir).glob("*/manifest.csv")}
+    """Split name -> manifest mtime (ns) of every split built completely. A staging folder
+    (``.<split>.<random>.tmp``) holds its manifest just before it is renamed into place, and
+    pathlib's ``*`` matches dot names, so those are left out by name."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in corpus_dir(workdir).glob("*/manifest.csv")
+            if not p.parent.name.startswith(".")}
 
 
 def half_written_splits(workdir: Path) -> list[str]:
