@@ -147,7 +147,7 @@ def test_kd_sweep_trains_students_and_never_scores_a_test_set(tmp_path, env_with
     jobs = _planned_jobs(tmp_path, env_with_venv, "kd_sweep.yaml", "results/tables/kd_weights.csv")
     sweep = yaml.safe_load((REPO / "workflow" / "presets" / "kd_sweep.yaml").read_text())["students"]
     students = len(sweep["methods"]) * len(sweep["run_scenarios"]) * len(sweep["seeds"])
-    assert students == 9 * 1 * 2
+    assert students == 11 * 1 * 2
     assert jobs == {"build_corpus_split": 2, "train_teacher": 1, "distill_student": students, "kd_weights": 1}
 
 
