@@ -200,16 +200,20 @@ def test_one_call_over_several_test_sets_writes_the_tables_of_separate_calls(tin
     inputs = [tmp_path / f"input_{name}.csv" for name in ("a", "b")]
     assert main(["score-input", "--manifest", *map(str, manifests), "--out", *map(str, inputs),
                  "--threads", "2"]) == 0
+
+    def score(manifests, input_scores, outs):
+        # One --threads for every call: it is also the model's torch thread count, and a
+        # convolution's float sums may differ between 1 and 2 threads (PESQ-WB 4.551461 vs
+        # 4.551421 seen here).
+        return main(["score", "--model", str(tiny_model), "--name", "teacher", "--threads", "2",
+                     "--manifest", *map(str, manifests), "--input-scores", *map(str, input_scores),
+                     "--out", *map(str, outs)])
+
     together = [tmp_path / "together" / f"{name}.csv" for name in ("a", "b")]
-    assert main(["score", "--model", str(tiny_model), "--name", "teacher", "--threads", "2",
-                 "--manifest", *map(str, manifests), "--input-scores", *map(str, inputs),
-                 "--out", *map(str, together)]) == 0
+    assert score(manifests, inputs, together) == 0
     for manifest, input_csv, joint in zip(manifests, inputs, together):
         alone = tmp_path / "alone" / joint.name
-        # The same --threads: it is also the model's torch thread count, and a convolution's
-        # float sums may differ between 1 and 2 threads (PESQ-WB 4.551461 vs 4.551421 seen here).
-        assert main(["score", "--model", str(tiny_model), "--name", "teacher", "--threads", "2",
-                     "--manifest", str(manifest), "--input-scores", str(input_csv), "--out", str(alone)]) == 0
+        assert score([manifest], [input_csv], [alone]) == 0
         joint_table, alone_table = pd.read_csv(joint), pd.read_csv(alone)
         assert len(joint_table) == 2 and "pesq_wb_i" in joint_table.columns
         # ESTOI may differ in the last bit between processes (tests/smoke_runs.py, LAST_BIT_COLUMNS)
