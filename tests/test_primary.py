@@ -15,7 +15,7 @@ from kdsd.analysis.claim import retained_runs, retained_table
 from kdsd.analysis.pipeline import analyse
 from kdsd.analysis.power import minimum_detectable_effect, power, seeds_needed
 from kdsd.analysis.primary import (
-    STILL_BEHIND, SUPPORTED, CellGains, cell_gains, claim_category, claim_table, decide, holm_levels,
+    STILL_BEHIND, SUPPORTED, CellGains, cell_gains, claim_category, decide, holm_levels,
     level_test, primary_table, trend_contrast, trend_per_seed)
 from kdsd.analysis.seeds import BETTER, EQUIVALENT, NOT_RESOLVED, comparisons, holm
 from kdsd.analysis.settings import AnalysisSettings, PrimarySettings
@@ -261,3 +261,29 @@ def test_primary_settings_defaults_match_the_schema_and_bad_values_are_refused()
         AnalysisSettings.from_config({"analysis": {"primary": {"alpha": 1.5}}})
     with pytest.raises(KdsdError, match=r"analysis\.primary\.baselines"):
         AnalysisSettings.from_config({"analysis": {"primary": {"baselines": ["cosine"]}}})
+
+
+# --- budgets ------------------------------------------------------------------------------------
+
+def test_unequal_training_budgets_are_stated_beside_the_comparison(tmp_path):
+    from kdsd.analysis.budgets import training_budgets
+    from kdsd.analysis.summary import budget_caveat
+
+    epochs = {"none": (5, 0), "cosine": (5, 5), "sp2step": (7, 3)}  # (epochs, epochs with KD)
+    paths = []
+    for method, (n, kd) in epochs.items():
+        for seed in (1, 2):
+            path = tmp_path / "models" / "students" / "w1_4" / method / f"seed{seed}" / "history.csv"
+            path.parent.mkdir(parents=True)
+            pd.DataFrame({"epoch": range(1, n + 1), "w_kd": [1.0] * kd + [0.0] * (n - kd),
+                          "valid_si_sdr": 1.0}).to_csv(path, index=False)
+            paths.append(path)
+    teacher = tmp_path / "models" / "teacher" / "history.csv"
+    teacher.parent.mkdir(parents=True)
+    pd.DataFrame({"epoch": [1], "valid_si_sdr": [1.0]}).to_csv(teacher, index=False)
+    budgets = training_budgets([*paths, teacher]).set_index("method")
+    assert budgets.loc["sp2step", ["n_seeds", "epochs", "kd_epochs"]].tolist() == [2, 7, 3]
+    assert budgets.loc["none", "kd_epochs"] == 0 and len(budgets) == 3  # the teacher is not a student
+    caveat = budget_caveat(budgets.reset_index(), "cosine", ("none", "sp2step"))
+    assert caveat == ("\n- Unequal budgets: `sp2step` students train 7 epochs, `cosine` students 5: the "
+                      "comparison with `sp2step` compares methods and budgets together.")

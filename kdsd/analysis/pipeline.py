@@ -52,12 +52,15 @@ def analyse(scores: pd.DataFrame, costs: pd.DataFrame, settings: AnalysisSetting
     the exploratory comparisons and per-test-set slopes, and each method's training budget."""
     runs = retained_runs(scores, settings)
     retained = retained_table(runs, settings)
+    budgets = training_budgets(history_paths, costs)
     table = with_retained(with_costs(summary_table(scores), costs), retained)
+    table = table.merge(budgets[["scenario", "method", "epochs"]].assign(kind="student"),
+                        on=["kind", "scenario", "method"], how="left")
     primary = primary_table(runs, settings)
     return Analysis(table=table, comparisons=comparisons(scores, settings), runs=runs, retained=retained,
                     slopes=slope_tests(runs, settings), missing=missing_runs(scores, settings.expected_runs),
                     primary=primary, claim=claim_table(runs, primary, settings),
-                    budgets=training_budgets(history_paths, costs), settings=settings)
+                    budgets=budgets, settings=settings)
 
 
 def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, provenance: dict) -> None:

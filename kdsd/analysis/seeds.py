@@ -17,12 +17,10 @@ from scipy import stats as sps
 from kdsd.analysis.settings import AnalysisSettings
 from kdsd.analysis.stats import BASELINES, CI_LEVEL, HEADLINE, METRICS, method_rank, t_half_width
 
-ALPHA = 0.05
 PROPOSED = "cosine"
 MIN_SEEDS_FOR_TEST = 3  # below this the summary is descriptive only: no p-values
 MIN_SEEDS_FOR_SIGNFLIP = 6  # 2 / 2**6 = 0.031: the exact sign-flip p can first reach < 0.05
 EXPLORATORY = "exploratory"
-UNITS = {"si_sdr": " dB"}
 # What an interval says, as a category: the primary tests word these as verdicts; exploratory
 # rows only describe their unadjusted interval (READINGS), never as a verdict.
 BETTER, WORSE, EQUIVALENT, NOT_RESOLVED, DESCRIPTIVE = (

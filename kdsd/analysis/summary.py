@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kdsd.analysis.budgets import unequal_budgets
-from kdsd.analysis.primary import LEVEL, SUPPORTED, TREND
+from kdsd.analysis.primary import LEVEL, SUPPORTED
 from kdsd.analysis.seeds import (
     BETTER, DESCRIPTIVE, EQUIVALENT, EXPLORATORY, MIN_SEEDS_FOR_TEST, NOT_RESOLVED, PROPOSED, WORSE)
 from kdsd.analysis.settings import AnalysisSettings
@@ -134,7 +134,17 @@ def opening_paragraph(analysis: Analysis) -> str:
     found = "\n".join(f"- {primary_sentence(row)}." for _, row in primary.iterrows())
     claims = "; ".join(f"against `{r['baseline']}` {claim_words(r['claim'])}"
                        for _, r in analysis.claim.iterrows())
-    return f"{question} **Verdict on the claim: {claims or 'not testable'}.** The four tests:\n\n{found}"
+    return (f"{question} **Verdict on the claim: {claims or 'not testable'}.** The four tests:\n\n{found}"
+            + budget_caveat(analysis.budgets, settings.method, settings.baselines))
+
+
+def budget_caveat(budgets: pd.DataFrame, method: str, baselines) -> str:
+    """A line per baseline whose students train a different number of epochs than ``method``'s."""
+    epochs = budgets.groupby("method")["epochs"].max() if len(budgets) else pd.Series(dtype=int)
+    lines = [f"\n- Unequal budgets: `{base}` students train {epochs[base]} epochs, `{method}` students "
+             f"{epochs[method]}: the comparison with `{base}` compares methods and budgets together."
+             for base in baselines if {base, method} <= set(epochs.index) and epochs[base] != epochs[method]]
+    return "".join(lines)
 
 
 def primary_markdown(primary: pd.DataFrame, alpha: float) -> str:
@@ -201,8 +211,8 @@ def budgets_paragraph(budgets: pd.DataFrame) -> str:
     note = ("Every method trains the same number of epochs." if not unequal else
             "Methods train unequal budgets (" + ", ".join(f"`{m}` {e} epochs" for m, e in unequal.items())
             + "): a comparison between them compares methods and budgets together.")
-    return f"Training budgets (epochs per student, medians over seeds; KD epochs run the teacher):\n\n" + \
-        "\n".join(lines) + f"\n\n{note}"
+    table = "\n".join(lines)
+    return f"Training budgets (epochs per student, medians over seeds; KD epochs run the teacher):\n\n{table}\n\n{note}"
 
 
 def _teacher_line(test_set: str, analysis: Analysis) -> str:
