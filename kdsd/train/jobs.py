@@ -28,6 +28,8 @@ def student_args(teacher_args: dict, scenario: dict) -> dict:
     args["width"] = max(1, round(teacher_args["width"] * scenario.get("width_ratio", 1.0)))
     args["depth"] = teacher_args["depth"] + scenario.get("depth_delta", 0)
     args["block"] = scenario.get("block", teacher_args["block"])
+    if scenario.get("causal"):  # kdsd.models: time convolutions see only past frames
+        args["causal"] = True
     if args["depth"] < 1:
         raise KdsdError(f"scenario {scenario}: student depth {args['depth']} < 1")
     return args
