@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from kdsd.errors import KdsdError
 
@@ -66,7 +67,7 @@ def cmd_cost(args) -> None:
     if args.reference:
         write_reference_cost(args.reference, args.out)
     else:
-        write_model_cost(args.model, args.name, args.out)
+        write_model_cost(args.model, args.name, args.out, onnx_out=args.onnx_out)
 
 
 def cmd_score_reference(args) -> None:
@@ -147,6 +148,10 @@ def cmd_enhance(args) -> None:
     from kdsd.models.io import load_model
 
     torch.set_num_threads(max(1, args.threads))
+    if args.stream or args.onnx:
+        return _enhance_stream(args)
+    if args.model is None:
+        raise KdsdError("--model is required (or --stream with --onnx FILE)")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise KdsdError("--device cuda: no CUDA device is available here; use --device cpu")
     model, _ = load_model(args.model)
@@ -157,6 +162,27 @@ def cmd_enhance(args) -> None:
     written = enhance_paths(model.to(args.device), args.input, args.output, options)
     print(f"kdsd: wrote {written[0] if len(written) == 1 else f'{len(written)} files'}",
           file=sys.stderr)
+
+
+def _enhance_stream(args) -> None:
+    """`kdsd enhance --stream`: hop by hop through a causal model (PyTorch or its streaming ONNX
+    graph), printing the per-hop compute time against the hop."""
+    from kdsd.enhance import EnhanceOptions, stream_file
+    from kdsd.models.io import load_model
+
+    if not args.stream:
+        raise KdsdError("--onnx runs the streaming graph: add --stream")
+    if (args.model is None) == (args.onnx is None):
+        raise KdsdError("--stream needs exactly one of --model FILE.pt or --onnx FILE.stream.onnx")
+    if args.device != "cpu":
+        raise KdsdError("--stream runs on the CPU, one hop at a time; drop --device")
+    if Path(args.input).is_dir():
+        raise KdsdError(f"{args.input}: --stream takes one file, not a folder")
+    model = load_model(args.model)[0] if args.model else None
+    options = EnhanceOptions(channel=args.channel, mix=args.mix, keep_rate=args.keep_rate)
+    result = stream_file(args.input, args.output, model=model, onnx_path=args.onnx,
+                         options=options, threads=max(1, args.threads))
+    print(f"kdsd: wrote {args.output}; {result.timing_line()}", file=sys.stderr)
 
 
 def add_test_set_paths(parser, input_scores: bool = True) -> None:
@@ -221,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="model id written in the record")
     p.add_argument("--reference", help="instead of --model: an external reference denoiser's name")
     p.add_argument("--out", required=True, help="JSON file")
+    p.add_argument("--onnx-out", help="with --model: keep its ONNX export here (model.onnx; a "
+                   "causal model's streaming graph goes beside it as model.stream.onnx)")
 
     p = add("bench-scoring", cmd_bench_scoring, "print utterances scored per second per worker count")
     p.add_argument("--manifest", required=True, help="a test-set manifest.csv")
@@ -279,8 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=3, help="timed steps per measurement (median; after two warm-ups)")
 
     p = add("enhance", cmd_enhance, "denoise an audio file, or a folder of them, with a trained model")
-    p.add_argument("--model", required=True, help="a model.pt written by kdsd")
+    p.add_argument("--model", help="a model.pt written by kdsd")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--stream", action="store_true", help="causal models: process hop by hop with "
+                   "the convolution state carried (as a live input would be) and print per-hop "
+                   "compute time; the output equals the offline causal estimate")
+    p.add_argument("--onnx", metavar="FILE", help="with --stream: run a causal model's streaming "
+                   "ONNX graph (model.stream.onnx) under onnxruntime instead of --model")
     channels = p.add_mutually_exclusive_group()
     channels.add_argument("--channel", type=int, metavar="N", help="enhance channel N (1 = first) "
                           "of multi-channel input (refused otherwise)")

@@ -261,3 +261,144 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve() or (b.exists() and a.exists() and a.samefile(b))
+
+
+# ---------------------------------------------------------------------- streaming, hop by hop
+
+FrameMask = Callable[[np.ndarray], np.ndarray]  # (n_fft/2 + 1,) magnitude → (n_fft/2 + 1,) mask
+# Floor of the squared-window sum: only the discarded pre-roll (window 0 at its first sample)
+# gets near it; every kept sample has a sum above 1e-9.
+TINY = 1e-30
+
+
+class HopStream:
+    """One hop of samples in, one hop of the estimate out, ``n_fft - hop`` samples late.
+
+    It keeps the last ``n_fft`` input samples (zeros before the start), masks their windowed
+    spectrum with ``frame_mask`` (which carries the model's own state) and overlap-adds the
+    result; the oldest hop is then final (no later frame covers it) and is divided by the
+    squared-window sum it received, exactly as the offline causal iSTFT does.
+    """
+
+    def __init__(self, frame_mask: FrameMask, n_fft: int, hop: int):
+        from kdsd.models.numpy_signal import hann
+
+        self.frame_mask, self.n_fft, self.hop = frame_mask, n_fft, hop
+        self.window = hann(n_fft)
+        self.recent = np.zeros(n_fft, dtype=np.float32)   # input samples of the current frame
+        self.summed = np.zeros(n_fft, dtype=np.float64)   # overlap-added output, oldest first
+        self.weight = np.zeros(n_fft, dtype=np.float64)   # overlap-added squared window
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        hop = self.hop
+        self.recent = np.concatenate([self.recent[hop:], samples])
+        spec = np.fft.rfft(self.recent * self.window)
+        mask = self.frame_mask(np.abs(spec).astype(np.float32))
+        self.summed += np.fft.irfft(spec * mask, self.n_fft) * self.window
+        self.weight += self.window.astype(np.float64) ** 2
+        done = (self.summed[:hop] / np.maximum(self.weight[:hop], TINY)).astype(np.float32)
+        self.summed = np.concatenate([self.summed[hop:], np.zeros(hop)])
+        self.weight = np.concatenate([self.weight[hop:], np.zeros(hop)])
+        return done
+
+    def flush(self) -> np.ndarray:
+        """The ``n_fft - hop`` samples still overlapping (end of input: no more frames)."""
+        tail = slice(0, self.n_fft - self.hop)
+        return (self.summed[tail] / np.maximum(self.weight[tail], TINY)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    estimate: np.ndarray       # (N,) float32, equal to the offline causal estimate
+    hop_seconds: np.ndarray    # compute time of each hop (FFT, network, inverse FFT, overlap-add)
+    hop_duration_s: float      # audio per hop
+
+    def timing_line(self) -> str:
+        median, p99 = np.median(self.hop_seconds), np.percentile(self.hop_seconds, 99)
+        hop_ms = self.hop_duration_s * 1000
+        return (f"per-hop compute: median {median * 1000:.3f} ms, p99 {p99 * 1000:.3f} ms for a "
+                f"{hop_ms:g} ms hop ({100 * p99 / self.hop_duration_s:.1f} % of the hop at p99; "
+                f"{len(self.hop_seconds)} hops)")
+
+
+def stream_wave(frame_mask: FrameMask, wave: np.ndarray, n_fft: int, hop: int) -> StreamResult:
+    """Process ``(N,)`` samples hop by hop as a live input would arrive (the last hop padded
+    with zeros), timing each hop; the estimate is realigned to the input (delay removed)."""
+    import time
+
+    wave = np.asarray(wave, dtype=np.float32)
+    frames = 1 + len(wave) // hop
+    padded = np.pad(wave, (0, frames * hop - len(wave)))
+    stream, pieces, seconds = HopStream(frame_mask, n_fft, hop), [], np.empty(frames)
+    for t in range(frames):
+        start = time.perf_counter()
+        pieces.append(stream.push(padded[t * hop:(t + 1) * hop]))
+        seconds[t] = time.perf_counter() - start
+    pieces.append(stream.flush())
+    delay = n_fft - hop
+    estimate = np.concatenate(pieces)[delay:delay + len(wave)]
+    return StreamResult(estimate, seconds, hop / SAMPLE_RATE)
+
+
+def torch_frame_mask(model: nn.Module) -> FrameMask:
+    """A causal model's streaming form as a frame function (its history kept in the closure)."""
+    from kdsd.models.streaming import StreamingMask
+
+    stream = StreamingMask(model)
+    bins = model.n_fft // 2 + 1
+    with torch.no_grad():  # warm-up (lazy allocations) on a throwaway state, outside the timing
+        stream(torch.zeros(1, bins, 1), *stream.initial_history())
+    history = stream.initial_history()
+
+    @torch.no_grad()
+    def frame_mask(magnitude: np.ndarray) -> np.ndarray:
+        nonlocal history
+        mask, *history = stream(torch.from_numpy(magnitude)[None, :, None], *history)
+        return mask[0, :, 0].numpy()
+    return frame_mask
+
+
+def onnx_frame_mask(path: str | Path, threads: int = 1) -> tuple[FrameMask, dict]:
+    """The streaming ONNX graph (``model.stream.onnx``) as a frame function, and its framing."""
+    from kdsd.models.export import onnx_session, session_metadata
+
+    session = onnx_session(path, threads)
+    signal = session_metadata(session, path)
+    inputs = session.get_inputs()
+    if [i.name for i in inputs[:1]] != ["magnitude"] or inputs[0].shape[2] != 1 or len(inputs) < 2:
+        raise KdsdError(f"{path}: not a kdsd streaming ONNX graph (expects one magnitude frame and "
+                        "history tensors; export a causal model: its model.stream.onnx)")
+    history = {i.name: np.zeros(i.shape, dtype=np.float32) for i in inputs[1:]}
+    names = ["mask"] + [f"new_{name}" for name in history]
+    silence = np.zeros(inputs[0].shape, dtype=np.float32)
+    session.run(names, {"magnitude": silence, **history})  # warm-up, its new state discarded
+
+    def frame_mask(magnitude: np.ndarray) -> np.ndarray:
+        mask, *new = session.run(names, {"magnitude": magnitude[None, :, None], **history})
+        history.update(zip(history, new))
+        return mask[0, :, 0]
+    return frame_mask, signal
+
+
+def stream_file(in_path: str | Path, out_path: str | Path, *, model: nn.Module | None = None,
+                onnx_path: str | Path | None = None, options: EnhanceOptions = EnhanceOptions(),
+                threads: int = 1) -> StreamResult:
+    """`kdsd enhance --stream`: one file through a causal model's streaming form (PyTorch, or
+    its streaming ONNX graph under onnxruntime), written as 16 kHz (or ``keep_rate``)."""
+    in_path, out_path = Path(in_path), Path(out_path)
+    if onnx_path is not None:
+        frame_mask, signal = onnx_frame_mask(onnx_path, threads)
+        n_fft, hop = signal["n_fft"], signal["hop"]
+    else:
+        frame_mask, n_fft, hop = torch_frame_mask(model), model.n_fft, model.hop
+    source = _Source(in_path, options)
+    result = stream_wave(frame_mask, source(0, source.length), n_fft, hop)
+    estimate = result.estimate
+    rate = source.rate if options.keep_rate else SAMPLE_RATE
+    if rate != SAMPLE_RATE:
+        estimate = resample(estimate, SAMPLE_RATE, rate)
+    fmt, subtype = output_format(out_path)
+    with _new_folders_removed_on_error(out_path.parent), atomic_path(out_path) as tmp:
+        sf.write(str(tmp), estimate if subtype in FLOAT_SUBTYPES else np.clip(estimate, -1, 1),
+                 rate, format=fmt, subtype=subtype)
+    return result

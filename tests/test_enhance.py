@@ -16,11 +16,11 @@ from kdsd.models.unet import UNetDAE
 SR = 16_000
 
 
-def trained_shape_model(block="plain", width=8, depth=3, seed=0) -> UNetDAE:
+def trained_shape_model(block="plain", width=8, depth=3, seed=0, causal=False) -> UNetDAE:
     """A UNet whose batch-norm statistics and affine parameters are spread like a trained one's
     (an untrained net's mask barely depends on its input, which would hide chunking errors)."""
     torch.manual_seed(seed)
-    model = UNetDAE(width=width, depth=depth, block=block)
+    model = UNetDAE(width=width, depth=depth, block=block, causal=causal)
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for m in model.modules():

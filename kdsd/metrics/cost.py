@@ -1,4 +1,11 @@
-"""Inference cost of denoisers: parameters, multiply-accumulates per second, real-time factor.
+"""Inference cost of denoisers: parameters, multiply-accumulates per second, real-time factor
+(PyTorch and onnxruntime, one thread each) and algorithmic latency.
+
+Latency (``latency_ms``) is how long the first input sample of a frame waits before the output
+sample it belongs to can exist, ignoring compute time: the model's look-ahead past a sample plus
+the framing. For kdsd models it is :meth:`UNetDAE.algorithmic_latency_ms` (causal: one window;
+non-causal: a window plus the frames its convolutions read ahead). For frame-based references it
+is their measured output delay plus one frame of input buffering; see ``REFERENCE_LATENCY``.
 
 MACs come from PyTorch's own FLOP counter (``torch.utils.flop_counter.FlopCounterMode``),
 halved, so numbers are reproducible without a third-party profiler. What that counter sees
@@ -112,26 +119,47 @@ def real_time_factor(model_or_fn: Denoiser, seconds: float = 10.0, repeats: int 
     return statistics.median(times) / seconds
 
 
-def model_cost(model: nn.Module, *, repeats: int = 5, threads: int = 1) -> dict:
-    """Deployment cost: parameters of ``model`` (no adapters), MACs per second, 1-thread RTF."""
+def model_cost(model: nn.Module, *, repeats: int = 5, threads: int = 1,
+               onnx_path=None) -> dict:
+    """Deployment cost: parameters of ``model`` (no adapters), MACs per second, 1-thread RTF in
+    PyTorch and (given its export ``onnx_path``) in onnxruntime, algorithmic latency in ms."""
+    from kdsd.models.export import OnnxDenoiser
+
+    onnx_rtf = (real_time_factor(OnnxDenoiser(onnx_path, threads=threads), repeats=repeats)
+                if onnx_path is not None else float("nan"))
     return {
         "params": count_parameters(model),
         "macs_per_s": macs_per_second(model),
         "rtf_1thread": real_time_factor(model, repeats=repeats, threads=threads),
+        "rtf_onnx_1thread": onnx_rtf,
+        "latency_ms": model.algorithmic_latency_ms(SAMPLE_RATE),
+        "causal": bool(getattr(model, "causal", False)),
     }
 
 
-def write_model_cost(model_path, model_name: str, out_json) -> None:
-    """The DAG's cost job: identity + :func:`model_cost` of a saved kdsd model, as JSON."""
+def write_model_cost(model_path, model_name: str, out_json, onnx_out=None) -> None:
+    """The DAG's cost job: identity + :func:`model_cost` of a saved kdsd model, as JSON.
+
+    The model is exported to ONNX first (``onnx_out``, plus ``model.stream.onnx`` beside it for
+    a causal model; a temporary folder when None), so the onnxruntime RTF is that of the file
+    users deploy and the export costs no job of its own.
+    """
     import json
+    import tempfile
+    from pathlib import Path
 
     from kdsd.atomic import write_text
+    from kdsd.models.export import export_all
     from kdsd.models.io import load_model
 
     model, payload = load_model(model_path)
+    with tempfile.TemporaryDirectory() as scratch:
+        onnx_path = Path(onnx_out) if onnx_out is not None else Path(scratch) / "model.onnx"
+        export_all(model, onnx_path)
+        cost = model_cost(model, onnx_path=onnx_path)
     record = {"model": model_name, "kind": payload.get("role", "unknown"),
               "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
-              "seed": payload.get("seed", -1), **model_cost(model),
+              "seed": payload.get("seed", -1), **cost,
               "adapter_params": payload.get("adapter_params", 0),
               "base_method": payload.get("base_method", payload.get("method", "unknown")),
               # the epoch chosen on `valid` (0: not recorded by an older model file)
@@ -140,9 +168,23 @@ def write_model_cost(model_path, model_name: str, out_json) -> None:
     write_text(out_json, json.dumps(record, indent=2) + "\n")
 
 
+# Algorithmic latency of the references (ms) and where it comes from. Frame-based ones: the
+# output delay measured in kdsd.references (cross-correlation, tests/test_references.py) plus
+# one frame that has to be buffered before it is processed.
+REFERENCE_LATENCY: dict[str, tuple[float, str]] = {
+    "rnnoise": (30.0, "20 ms measured output delay (10 ms window overlap + 10 ms look-ahead of "
+                "the v0.2 gains) + one 10 ms frame; Valin 2018: 10 ms frames, 20 ms windows"),
+    "deepfilternet3": (40.0, "30 ms measured output delay (10 ms overlap + 2-frame look-ahead) "
+                       "+ one 10 ms frame; the DeepFilterNet2/3 papers state 40 ms"),
+    "spectral_gating": (float("nan"), "offline: noisereduce estimates its noise statistics over "
+                        "the whole input (chunks of 600,000 samples), so no streaming latency"),
+}
+
+
 def write_reference_cost(name: str, out_json) -> None:
-    """Cost record of an external reference denoiser: its own parameter count and 1-thread RTF
-    (MACs are not countable: no PyTorch graph); ``available``/``reason`` say if it can run here."""
+    """Cost record of an external reference denoiser: its own parameter count, 1-thread RTF and
+    latency (MACs are not countable: no PyTorch graph); ``available``/``reason`` say if it can
+    run here."""
     import json
 
     from kdsd.atomic import write_text
@@ -153,6 +195,9 @@ def write_reference_cost(name: str, out_json) -> None:
     rtf = real_time_factor(lambda wave: denoise(name, wave)) if ok else float("nan")
     record = {"model": f"references/{name}", "kind": "reference", "method": name,
               "scenario": "reference", "seed": 0, "params": info["params"], "macs_per_s": float("nan"),
-              "rtf_1thread": rtf, "adapter_params": 0, "available": ok, "reason": reason,
+              "rtf_1thread": rtf, "rtf_onnx_1thread": float("nan"),
+              "latency_ms": REFERENCE_LATENCY[name][0], "latency_source": REFERENCE_LATENCY[name][1],
+              "causal": not np.isnan(REFERENCE_LATENCY[name][0]),
+              "adapter_params": 0, "available": ok, "reason": reason,
               "package": info["package"], "version": info["version"]}
     write_text(out_json, json.dumps(record, indent=2) + "\n")
