@@ -17,6 +17,7 @@ include: "workflow/rules/corpus.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/distill.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/study.smk"
 
