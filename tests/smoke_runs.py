@@ -123,7 +123,7 @@ class SecondRun(SmokeRun):
 
 
 # Columns that measure wall-clock time, not the models: never equal between two runs.
-TIMING_COLUMNS = {"rtf_1thread", "seconds"}
+TIMING_COLUMNS = {"rtf_1thread", "rtf_onnx_1thread", "seconds"}
 # ESTOI (pystoi) is not bit-reproducible between processes: its float64 numpy reductions take a
 # SIMD summation order that depends on the memory alignment of the audio arrays (the same
 # utterance copied to 8 differently aligned buffers gives two results 1.1e-16 apart; the SLURM

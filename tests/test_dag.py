@@ -121,6 +121,17 @@ def test_cost_table_counts_deployed_students_only(smoke_run):
     assert cosine.params == cost[cost.method == "none"].iloc[0].params
 
 
+def test_every_student_is_exported_to_onnx_with_latency_and_onnx_speed(smoke_run):
+    results, _, _ = smoke_run
+    students = sorted(results.glob("models/students/**/model.pt"))
+    assert len(students) == 6 and all((p.parent / "model.onnx").is_file() for p in students)
+    cost = pd.read_csv(results / "tables" / "cost.csv")
+    ours = cost[cost.kind != "reference"]
+    assert (ours.rtf_onnx_1thread > 0).all() and (ours.latency_ms == 72.0).all()  # depth 2: 5 frames
+    refs = cost[cost.kind == "reference"].set_index("method")
+    assert refs.loc["rnnoise", "latency_ms"] == 30.0 and refs.loc["deepfilternet3", "latency_ms"] == 40.0
+
+
 def test_rerun_has_nothing_to_do(smoke_run):
     _, env, workdir = smoke_run
     dry = snakemake(workdir, "-n", env=env)
