@@ -225,3 +225,36 @@ def test_reference_latencies_are_documented(tmp_path):
     assert np.isnan(record["latency_ms"]) and "offline" in record["latency_source"]
     from kdsd.metrics.cost import REFERENCE_LATENCY
     assert REFERENCE_LATENCY["rnnoise"][0] == 30.0 and REFERENCE_LATENCY["deepfilternet3"][0] == 40.0
+
+
+# --- the README's deployment snippet ---------------------------------------------------------
+
+def readme_snippet() -> str:
+    from conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- deploy-snippet -->\n```python\n", 1)[1]
+    return block.split("```", 1)[0]
+
+
+@pytest.mark.parametrize("variant", [("plain", False), ("plain", True)])
+def test_readme_snippet_runs_without_torch_or_kdsd(tmp_path, exported, utterances, variant,
+                                                   env_with_venv):
+    model, path = exported[variant]
+    (tmp_path / "model.onnx").write_bytes(path.read_bytes())
+    sf.write(tmp_path / "noisy.wav", utterances[0], SR, subtype="FLOAT")
+    blocker = "import sys; sys.modules['torch'] = None; sys.modules['kdsd'] = None\n"
+    run = subprocess.run(["python", "-c", blocker + readme_snippet()], cwd=tmp_path,
+                         capture_output=True, text=True, env=env_with_venv)
+    assert run.returncode == 0, run.stderr
+    assert len(readme_snippet().strip().splitlines()) <= 11
+    estimate = sf.read(tmp_path / "enhanced.wav", dtype="float32")[0]
+    assert np.abs(estimate - offline(model, utterances[0])).max() <= 1e-4
+
+
+def test_chunked_offline_enhancement_of_a_causal_model_equals_the_whole_file(utterances):
+    from kdsd.enhance import enhance_wave
+
+    model = trained_shape_model(width=4, depth=2, causal=True)
+    wave = utterances[0]
+    assert np.abs(enhance_wave(model, wave, chunk_s=0.3) - offline(model, wave)).max() <= 1e-5
