@@ -179,6 +179,9 @@ def _enhance_stream(args) -> None:
     if Path(args.input).is_dir():
         raise KdsdError(f"{args.input}: --stream takes one file, not a folder")
     model = load_model(args.model)[0] if args.model else None
+    if model is not None and not getattr(model, "causal", False):
+        raise KdsdError(f"{args.model}: only a causal model (scenario option `causal: true`) can "
+                        "stream; this one reads future frames (enhance it without --stream)")
     options = EnhanceOptions(channel=args.channel, mix=args.mix, keep_rate=args.keep_rate)
     result = stream_file(args.input, args.output, model=model, onnx_path=args.onnx,
                          options=options, threads=max(1, args.threads))
