@@ -24,7 +24,8 @@ N_UTTS = 8
 UTTS = [f"u{i:02d}" for i in range(N_UTTS)]
 TEACHER_GAIN = {"dev": 10.0, "test": 4.0}  # SI-SDR improvement of the teacher per test set
 INPUT = {"pesq_wb": 1.5, "pesq_nb": 1.8, "stoi": 0.8, "estoi": 0.6, "si_sdr": 5.0,
-         "dnsmos_sig": 3.0, "dnsmos_bak": 2.5, "dnsmos_ovrl": 2.2}
+         "dnsmos_sig": 3.0, "dnsmos_bak": 2.5, "dnsmos_ovrl": 2.2, "dnsmos_p808": 2.8, "csig": 2.5,
+         "cbak": 2.0, "covl": 2.1, "ssnr": 1.0, "lsd": 3.0, "wer": 0.6, "spk_sim": 0.7}
 OFFSETS = np.array([0.3, -0.1, 0.8, 0.25, 0.5, -0.05, 0.9, 0.45])  # cosine vs none, per utterance
 T975_1 = sps.t.ppf(0.975, 1)
 
@@ -38,7 +39,8 @@ def _run(kind, method, scenario, seed, test_set, gain, params=1000) -> pd.DataFr
         "noise_family": "babble", "snr_db": 5.0, "params": params,
     })
     scale = {"pesq_wb": 0.1, "pesq_nb": 0.1, "stoi": 0.01, "estoi": 0.01, "si_sdr": 1.0,
-             "dnsmos_sig": 0.05, "dnsmos_bak": 0.05, "dnsmos_ovrl": 0.05}
+             "dnsmos_sig": 0.05, "dnsmos_bak": 0.05, "dnsmos_ovrl": 0.05, "dnsmos_p808": 0.05,
+             "csig": 0.1, "cbak": 0.1, "covl": 0.1, "ssnr": 1.0, "lsd": 0.1, "wer": 0.02, "spk_sim": 0.01}
     for m in METRICS:
         df[f"input_{m}"] = INPUT[m]
         df[f"{m}_i"] = gain * scale[m]

@@ -27,7 +27,7 @@ import onnxruntime as ort
 
 from kdsd.audio import resample
 from kdsd.errors import KdsdError
-from kdsd.metrics.intrusive import SILENCE_RMS
+from kdsd.metrics.intrusive import is_silent
 
 DNSMOS_COLUMNS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 P808_COLUMN = "dnsmos_p808"
@@ -137,7 +137,7 @@ def dnsmos(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, p808: bool = False)
     columns = DNSMOS_COLUMNS + ((P808_COLUMN,) if p808 else ())
     if wave.size == 0 or not np.isfinite(wave).all():
         return dict.fromkeys(columns, float("nan"))
-    if np.sqrt(np.mean(np.square(wave, dtype=np.float64))) < SILENCE_RMS:
+    if is_silent(wave):
         return dict.fromkeys(columns, float("nan"))
     wave = resample(wave, sample_rate, SAMPLE_RATE)
     session = _get_session()
