@@ -73,3 +73,12 @@ def test_cli_switches_groups_off_and_refuses_unknown_ones(test_set, tmp_path, ca
     with pytest.raises(SystemExit):
         main(["score-input", "--manifest", str(manifest), "--out", str(out), "--metrics-off", "wre"])
     assert "invalid choice: 'wre'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell, text", [(float("nan"), ""), ("Go now.", "Go now."), (42, "42")])
+def test_manifest_text_cells_become_strings(cell, text):
+    from types import SimpleNamespace
+
+    from kdsd.metrics.scoring import _text
+
+    assert _text(SimpleNamespace(text=cell)) == text

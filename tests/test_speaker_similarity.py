@@ -42,3 +42,12 @@ def test_silence_is_refused_with_a_reason(clean):
 def test_encoder_is_loaded_once_per_process(clean):
     speaker.embed(clean)
     assert speaker._get_encoder() is speaker._get_encoder()
+
+
+def test_missing_weights_are_named(monkeypatch, clean):
+    from kdsd.errors import KdsdError
+
+    monkeypatch.setattr(speaker, "WEIGHTS_FILE", "absent.pt")
+    monkeypatch.setattr(speaker, "_encoder", None)
+    with pytest.raises(KdsdError, match=r"resemblyzer/absent\.pt is missing"):
+        speaker.embed(clean)

@@ -49,3 +49,12 @@ def test_decoder_is_loaded_once_per_process(clean):
     first = asr._get_decoder()
     asr.transcribe(clean)
     assert asr._get_decoder() is first
+
+
+def test_a_missing_model_file_is_named(monkeypatch, clean):
+    from kdsd.errors import KdsdError
+
+    monkeypatch.setattr(asr, "MODEL_FILES", {**asr.MODEL_FILES, "lm": "absent.lm.bin"})
+    monkeypatch.setattr(asr, "_decoder", None)
+    with pytest.raises(KdsdError, match=r"model is incomplete, missing .*en-us/absent\.lm\.bin"):
+        asr.transcribe(clean)

@@ -124,7 +124,8 @@ def _load_pairs(manifest_path: Path):
 
 
 def _text(row) -> str:
-    return row.text if isinstance(row.text, str) else ""  # an empty manifest cell reads as NaN
+    """The row's transcript; an empty cell reads as NaN, an all-digit one as a number."""
+    return "" if pd.isna(row.text) else str(row.text)
 
 
 def _clean_wer(clean, text: str) -> float:

@@ -8,12 +8,14 @@ embeddings are unit length, so their dot product is the cosine (1 = the same voi
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 from kdsd.errors import KdsdError
 
 SAMPLE_RATE = 16_000
+WEIGHTS_FILE = "pretrained.pt"
 
 _encoder = None  # (pid, VoiceEncoder): loaded once per process, a forked worker makes its own
 
@@ -22,10 +24,13 @@ def _get_encoder():
     global _encoder
     if _encoder is None or _encoder[0] != os.getpid():
         try:
-            from resemblyzer import VoiceEncoder
+            import resemblyzer
         except ImportError:
             raise KdsdError("speaker similarity: resemblyzer is not installed (pin resemblyzer==0.1.4)") from None
-        _encoder = (os.getpid(), VoiceEncoder("cpu", verbose=False))
+        weights = Path(resemblyzer.__file__).parent / WEIGHTS_FILE
+        if not weights.is_file():
+            raise KdsdError(f"speaker similarity: {weights} is missing (reinstall resemblyzer==0.1.4)")
+        _encoder = (os.getpid(), resemblyzer.VoiceEncoder("cpu", weights_fpath=weights, verbose=False))
     return _encoder[1]
 
 
