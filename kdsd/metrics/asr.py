@@ -18,10 +18,12 @@ from kdsd.errors import KdsdError
 SAMPLE_RATE = 16_000
 MODEL_DIR = "en-us"
 MODEL_FILES = {"hmm": "en-us", "lm": "en-us.lm.bin", "dict": "cmudict-en-us.dict"}
-# Caps on active HMMs and words per frame, and a 5-frame phone-loop lookahead: noisy input
-# otherwise floods the search (measured on 6 TTS sentences: 1.35 -> 0.62 CPU-s per noisy
-# utterance at 15 dB SNR, clean WER unchanged at 0.20 and noisy WER 0.85 -> 0.84).
-SEARCH_CAPS = {"maxhmmpf": 3000, "maxwpf": 10, "pl_window": 5}
+# Caps on active HMMs and words per frame, a 5-frame phone-loop lookahead and no second
+# (flat-lexicon) pass: noisy input otherwise floods the search. Measured on 16 Piper sentences
+# (kdsd.corpus.text): CPU per utterance clean / 15 dB / 5 dB white noise 0.32 / 0.68 / 0.77 s
+# with the second pass on (the library default), 0.24 / 0.38 / 0.50 s without; mean WER
+# 0.30 / 0.82 / 0.92 with it, 0.32 / 0.80 / 0.91 without.
+SEARCH_CAPS = {"maxhmmpf": 3000, "maxwpf": 10, "pl_window": 5, "fwdflat": False}
 
 _decoder = None  # (pid, Decoder): loaded once per process, a forked worker makes its own
 
