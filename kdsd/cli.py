@@ -129,6 +129,14 @@ def cmd_runtime(args) -> None:
     write_runtime(args.benchmarks, args.out)
 
 
+def cmd_power(args) -> None:
+    from kdsd.analysis.simulate import print_power_report
+
+    print_power_report({f"level SD {sd:g}": sd for sd in args.sd}, args.seeds, alpha=args.alpha,
+                       family_size=args.family_size, target_power=args.power, target_effect=args.target,
+                       trend_studies=args.trend_studies)
+
+
 def cmd_bench(args) -> None:
     from kdsd.bench import bench
 
@@ -258,6 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("runtime", cmd_runtime, "wall and CPU seconds per rule family from benchmark files")
     p.add_argument("--benchmarks", required=True, help="results/benchmarks")
     p.add_argument("--out", required=True, help="runtime.csv")
+
+    p = add("power", cmd_power, "power of the primary tests per seed count, and the trend tests simulated")
+    p.add_argument("--sd", type=float, nargs="+", default=[0.12, 0.23],
+                   help="seed SDs of the level difference, dB (default: measured on the default run)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[3, 6, 8, 10, 12])
+    p.add_argument("--alpha", type=float, default=0.05, help="family-wise α")
+    p.add_argument("--family-size", type=int, default=4, help="tests in the Holm family")
+    p.add_argument("--power", type=float, default=0.8)
+    p.add_argument("--target", type=float, default=0.3, help="effect of interest, dB")
+    p.add_argument("--trend-studies", type=int, default=0,
+                   help="simulate each trend test on this many studies per setting (0: skip)")
 
     p = add("bench", cmd_bench, "training loop vs its ceiling, inference and RTF of teacher and smallest student")
     p.set_defaults(threads=os.cpu_count() or 1)  # a benchmark of the whole machine

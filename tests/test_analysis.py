@@ -141,7 +141,7 @@ def test_two_seeds_compare_by_seed_without_p_values(scores):
                                     "and test_set == 'dev'").iloc[0]
     assert row.n_seeds == 2 and row.n_utts == N_UTTS and row.diff_per_seed == "+0.381 +0.381"
     assert row.mean_diff == pytest.approx(OFFSETS.mean())
-    assert math.isnan(row.p_t) and math.isnan(row.p_holm) and row.verdict.startswith("descriptive only")
+    assert math.isnan(row.p_t) and row.reading == "descriptive only"
     pesq = comparisons(scores).query("method == 'cosine' and baseline == 'none' and metric == 'pesq_wb' "
                                      "and test_set == 'dev'").iloc[0]
     assert (pesq.n_utts, pesq.n_dropped_utts) == (N_UTTS - 1, 1)  # one NaN drops the pair in every seed
@@ -248,11 +248,11 @@ def test_write_summary_with_two_seeds_is_descriptive(scores, tmp_path):
     out = write_summary(analysis, tmp_path / "summary.md",
                         provenance={"git_commit": "abc123", "preset": "smoke"})
     text = out.read_text()
-    assert text.split("\n")[2].startswith("The paper's claim is that students distilled with `cosine`")
-    assert "**Verdict: not testable in this run.**" in text
+    assert text.split("\n")[2].startswith("Primary question (pre-registered in `analysis.primary`)")
+    assert "**Verdict on the claim: against `none` not testable" in text
     assert "Teacher: ΔSI-SDR +10.00 dB" in text and "ΔPESQ-WB +1.00" in text
-    assert "cosine − none: +0.38 dB, 95 % CI [+0.38, +0.38] over 2 seeds" in text
-    assert "descriptive only" in text and "fewer than 3" in text
+    assert "cosine − none: +0.38 dB, unadjusted 95 % CI [+0.38, +0.38] over 2 seeds" in text
+    assert "descriptive only (2 complete seeds; a test needs ≥ 3)" in text
     assert "p =" not in text and "best" not in text and "does not beat" not in text
     assert "- git_commit: abc123" in text and "- preset: smoke" in text
     assert "2.00 ± 1.41" in text

@@ -60,18 +60,27 @@ def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
     results, _, _ = smoke_run
     for path in ("summary.md", "tables/summary.md", "tables/cost.csv", "plots/improvements.png",
                  "plots/pareto.png", "plots/learning_curves.png", "plots/claim.png", "cost/teacher.json",
-                 "tables/comparisons.csv", "tables/claim.csv", "tables/retained.csv",
+                 "tables/comparisons.csv", "tables/claim.csv", "tables/retained.csv", "tables/primary.csv",
+                 "tables/slopes.csv", "tables/budgets.csv",
                  "report.html", "logs/models/teacher.log", "benchmarks/models/teacher.tsv",
                  "models/teacher/history.csv"):
         assert (results / path).is_file() and (results / path).stat().st_size > 0, path
     summary = (results / "summary.md").read_text()
-    assert "test_matched" in summary and "Verdict" in summary
-    # Two seeds: the comparisons are descriptive, so no p-value may be printed.
-    assert "p =" not in summary and "descriptive only" in summary
+    assert summary.split("\n\n")[1].startswith("Primary question") and "**Verdict on the claim:" in summary
+    # Two seeds, one scenario: the primary tests are descriptive (level) or not testable (trend),
+    # so no p-value may be printed.
+    assert "p =" not in summary and "descriptive only" in summary and "test_matched" in summary
+    primary = pd.read_csv(results / "tables" / "primary.csv")
+    assert list(zip(primary.baseline, primary.test)) == [
+        ("none", "level"), ("none", "trend"), ("sp2step", "level"), ("sp2step", "trend")]
+    assert primary.p.isna().all() and set(primary.verdict) == {"descriptive only", "not testable"}
+    assert (primary.loc[primary.test == "level", "n_seeds"] == 2).all()
     comparisons = pd.read_csv(results / "tables" / "comparisons.csv")
-    headline = comparisons[comparisons.family == "headline"]
-    assert set(headline.method) == {"cosine"} and set(headline.baseline) == {"none", "sp2step"}
-    assert headline.p_holm.isna().all() and (headline.n_seeds == 2).all()
+    cells = comparisons[(comparisons.method == "cosine") & (comparisons.metric == "si_sdr")]
+    assert set(cells.baseline) == {"none", "sp2step"} and (cells.n_seeds == 2).all()
+    assert set(comparisons.family) == {"exploratory"} and set(cells.reading) == {"descriptive only"}
+    budgets = pd.read_csv(results / "tables" / "budgets.csv").set_index("method")
+    assert (budgets.n_seeds == 2).all() and budgets.loc["none", "kd_epochs"] == 0 < budgets.loc["cosine", "kd_epochs"]
     for test_set in TEST_SPLITS:
         examples = results / "examples" / test_set
         assert (examples / "spectrograms.png").stat().st_size > 10_000

@@ -3,25 +3,26 @@
 A variant (``kd.<name>: {method: <base>, ...}``) changes one ingredient of its base method
 (distance, projector, granularity, teacher input, weight). Per scenario and test set, every
 variant's improvement over the noisy input is reported as mean ± std over seeds, with the
-per-seed difference from the base method's own configuration (the reference row) and its 95 %
-t interval. The training seed is the unit: runs with the same seed share initial weights and
-data order, so differences pair by seed.
+per-seed difference from the base method's own configuration (the reference row) over the
+utterances both score, and its unadjusted 95 % t interval (:func:`kdsd.analysis.seeds.seed_test`).
+The training seed is the unit: runs with the same seed share initial weights and data order, so
+differences pair by seed. Ablations are exploratory: no verdict, no multiplicity correction.
 """
 from __future__ import annotations
 
 import os
 from typing import Iterable
 
-import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
+from kdsd.analysis.seeds import paired_differences, seed_test
 from kdsd.analysis.stats import format_mean_std, load_scores, run_means
 from kdsd.atomic import write_csv, write_text
 from kdsd.models.io import load_payload
 
 METRICS = ("si_sdr_i", "pesq_wb_i", "estoi_i")
 KEYS = ["scenario", "method", "seed"]
+DIFF_COLUMNS = ("diff_si_sdr_i_mean", "diff_si_sdr_i_ci_low", "diff_si_sdr_i_ci_high", "diff_n_seeds")
 
 
 def model_identities(model_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
@@ -42,32 +43,33 @@ def changed_options(options: dict, reference: dict) -> str:
     return ", ".join(diff) or "(reference)"
 
 
-def _t_interval(diffs: np.ndarray) -> tuple[float, float]:
-    if len(diffs) < 2:
-        return float("nan"), float("nan")
-    half = scipy_stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs))
-    return diffs.mean() - half, diffs.mean() + half
+def _reference_difference(utterances: pd.DataFrame, method: str, base: str) -> dict:
+    """Per-seed ΔSI-SDR difference of ``method`` from ``base`` over their shared utterances."""
+    wide = utterances.set_index(["utt_id", "method", "seed"])["si_sdr_i"].unstack(["method", "seed"])
+    test = seed_test(paired_differences(wide[method], wide[base])["diffs"])
+    return dict(zip(DIFF_COLUMNS, (test["mean_diff"], test["ci95_low"], test["ci95_high"], test["n_seeds"])))
 
 
 def ablation_table(scores: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
     """One row per (scenario, test set, method) of every base method that has variants."""
-    runs = run_means(scores[scores["kind"] == "student"]).merge(models, on=KEYS, how="inner")
+    students = scores[scores["kind"] == "student"]
+    runs = run_means(students).merge(models, on=KEYS, how="inner")
     families = models.loc[models.method != models.base_method, "base_method"].unique()
     rows = []
     for (scenario, test_set, base), runs_of in runs[runs.base_method.isin(families)].groupby(
             ["scenario", "test_set", "base_method"]):
         reference = runs_of[runs_of.method == base]
         ref_options = reference.kd_options.iloc[0] if len(reference) else {}
+        utterances = students[(students.scenario == scenario) & (students.test_set == test_set)
+                              & students.method.isin(runs_of.method.unique())]
         for method, seeds in runs_of.groupby("method"):
             row = {"scenario": scenario, "test_set": test_set, "base_method": base, "method": method,
                    "changed": changed_options(seeds.kd_options.iloc[0], ref_options),
-                   "n_seeds": len(seeds)}
+                   "n_seeds": int(seeds["si_sdr_i"].notna().sum())}
             for metric in METRICS:
                 row[f"{metric}_mean"], row[f"{metric}_std"] = seeds[metric].mean(), seeds[metric].std()
-            paired = seeds.merge(reference, on="seed", suffixes=("", "_ref"))
-            diffs = (paired["si_sdr_i"] - paired["si_sdr_i_ref"]).to_numpy(dtype=float)
-            row["diff_si_sdr_i_mean"] = diffs.mean() if len(diffs) else float("nan")
-            row["diff_si_sdr_i_ci_low"], row["diff_si_sdr_i_ci_high"] = _t_interval(diffs)
+            row.update(_reference_difference(utterances, method, base) if len(reference) else
+                       dict.fromkeys(DIFF_COLUMNS, float("nan")))
             rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
@@ -83,7 +85,8 @@ def markdown(table: pd.DataFrame) -> str:
              "",
              "ΔSI-SDR, ΔPESQ-WB and ΔESTOI over the noisy input, mean ± std over seeds; "
              "\"vs reference\" is the per-seed difference in ΔSI-SDR from the base method's own "
-             "configuration (dB), with its 95 % t interval over seeds.", ""]
+             "configuration (dB) over the utterances both score, with its unadjusted 95 % t interval over "
+             "seeds (exploratory: no verdict).", ""]
     if table.empty:
         return "\n".join(lines + ["No variants (kd.<name>.method) in students.methods."])
     for (scenario, test_set), part in table.groupby(["scenario", "test_set"], sort=False):

@@ -1,6 +1,11 @@
 """The KD-weight sweep table: which weight (and sp2step step-1 fraction) each method gets, chosen
 on `valid` only.
 
+Beside each candidate: its per-seed difference in best valid SI-SDR from the method's own
+configuration (the candidate named like the method), mean and unadjusted 95 % t interval over the
+seeds both have (:func:`kdsd.analysis.seeds.seed_test`). The choice is the highest mean; the
+interval says how far the sweep can tell candidates apart.
+
 Candidates are a method and its named variants that differ in ``kd_weight`` or
 ``step1_fraction`` (``workflow/presets/kd_sweep.yaml``). Each student's score is its best valid
 SI-SDR (the epoch its checkpoint was chosen at), read from its ``model.pt`` history; no test set
@@ -15,6 +20,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from kdsd.analysis.seeds import seed_test
 from kdsd.atomic import write_csv
 from kdsd.errors import KdsdError
 from kdsd.models.io import load_payload
@@ -50,8 +56,21 @@ def kd_weight_table(students: pd.DataFrame) -> pd.DataFrame:
     table = table.reset_index()
     best = table.groupby(["scenario", "base_method"])["valid_si_sdr_mean"].idxmax()
     table["chosen"] = table.index.isin(best)
+    table = table.join(pd.DataFrame([_difference_from_base(students, row) for _, row in table.iterrows()],
+                                    index=table.index))
     return table.sort_values(["scenario", "base_method", "kd_weight", "step1_fraction", "candidate"],
                              na_position="first").reset_index(drop=True)
+
+
+def _difference_from_base(students: pd.DataFrame, row: pd.Series) -> dict:
+    """Per-seed valid SI-SDR difference of a candidate from its base method's own configuration."""
+    of = students[(students["scenario"] == row["scenario"]) & (students["base_method"] == row["base_method"])]
+    scores = of.pivot_table(index="seed", columns="candidate", values="valid_si_sdr")
+    if row["base_method"] not in scores.columns:
+        return dict.fromkeys(("diff_vs_base_mean", "diff_vs_base_ci95_low", "diff_vs_base_ci95_high"), float("nan"))
+    test = seed_test(scores[row["candidate"]] - scores[row["base_method"]])
+    return {"diff_vs_base_mean": test["mean_diff"], "diff_vs_base_ci95_low": test["ci95_low"],
+            "diff_vs_base_ci95_high": test["ci95_high"]}
 
 
 def write_kd_weights(model_paths, out_csv) -> None:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from kdsd.analysis.budgets import training_budgets
 from kdsd.analysis.claim import retained_runs, retained_table, slope_tests, with_retained
+from kdsd.analysis.primary import claim_table, primary_table
 from kdsd.analysis.plots import plot_claim, plot_improvements, plot_learning_curves, plot_pareto
 from kdsd.analysis.seeds import comparisons, missing_runs
 from kdsd.analysis.settings import AnalysisSettings
@@ -44,14 +46,21 @@ def unavailable_references(costs: pd.DataFrame) -> list[str]:
             f"{r.reason}" for r in missing.itertuples()]
 
 
-def analyse(scores: pd.DataFrame, costs: pd.DataFrame, settings: AnalysisSettings) -> Analysis:
-    """Model table (with costs, retained fraction, headroom), seed-level comparisons, claim tests."""
+def analyse(scores: pd.DataFrame, costs: pd.DataFrame, settings: AnalysisSettings,
+            history_paths=()) -> Analysis:
+    """The primary family and the claim, the model table (with costs, retained fraction, headroom),
+    the exploratory comparisons and per-test-set slopes, and each method's training budget."""
     runs = retained_runs(scores, settings)
     retained = retained_table(runs, settings)
+    budgets = training_budgets(history_paths, costs)
     table = with_retained(with_costs(summary_table(scores), costs), retained)
+    table = table.merge(budgets[["scenario", "method", "epochs"]].assign(kind="student"),
+                        on=["kind", "scenario", "method"], how="left")
+    primary = primary_table(runs, settings)
     return Analysis(table=table, comparisons=comparisons(scores, settings), runs=runs, retained=retained,
                     slopes=slope_tests(runs, settings), missing=missing_runs(scores, settings.expected_runs),
-                    settings=settings)
+                    primary=primary, claim=claim_table(runs, primary, settings),
+                    budgets=budgets, settings=settings)
 
 
 def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, provenance: dict) -> None:
@@ -59,11 +68,14 @@ def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, p
     settings = AnalysisSettings.from_config(provenance.get("config"))  # a bad setting stops before any work
     scores = load_scores(score_paths)
     costs = load_costs(cost_paths)
-    analysis = analyse(scores, costs, settings)
+    analysis = analyse(scores, costs, settings, history_paths)
     write_tables(analysis.table, out_dir / "tables" / "summary.csv", out_dir / "tables" / "summary.md")
     write_csv(analysis.comparisons, out_dir / "tables" / "comparisons.csv")
     write_csv(analysis.retained, out_dir / "tables" / "retained.csv")
-    write_csv(analysis.slopes, out_dir / "tables" / "claim.csv")
+    write_csv(analysis.primary, out_dir / "tables" / "primary.csv")
+    write_csv(analysis.claim, out_dir / "tables" / "claim.csv")
+    write_csv(analysis.slopes, out_dir / "tables" / "slopes.csv")
+    write_csv(analysis.budgets, out_dir / "tables" / "budgets.csv")
     write_csv(costs, out_dir / "tables" / "cost.csv")
     plot_improvements(scores, out_dir / "plots" / "improvements.png")
     plot_pareto(analysis.table, out_dir / "plots" / "pareto.png")

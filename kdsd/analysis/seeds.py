@@ -15,36 +15,41 @@ import pandas as pd
 from scipy import stats as sps
 
 from kdsd.analysis.settings import AnalysisSettings
-from kdsd.analysis.stats import BASELINES, CI_LEVEL, HEADLINE, METRICS, method_rank
+from kdsd.analysis.stats import BASELINES, CI_LEVEL, HEADLINE, METRICS, method_rank, t_half_width
 
-ALPHA = 0.05
 PROPOSED = "cosine"
 MIN_SEEDS_FOR_TEST = 3  # below this the summary is descriptive only: no p-values
 MIN_SEEDS_FOR_SIGNFLIP = 6  # 2 / 2**6 = 0.031: the exact sign-flip p can first reach < 0.05
-HEADLINE_FAMILY = "headline"
 EXPLORATORY = "exploratory"
-UNITS = {"si_sdr": " dB"}
+# What an interval says, as a category: the primary tests word these as verdicts; exploratory
+# rows only describe their unadjusted interval (READINGS), never as a verdict.
+BETTER, WORSE, EQUIVALENT, NOT_RESOLVED, DESCRIPTIVE = (
+    "better", "worse", "equivalent", "not resolved", "descriptive only")
+READINGS = {BETTER: "above 0", WORSE: "below 0", EQUIVALENT: "inside ±margin",
+            NOT_RESOLVED: "spans 0", DESCRIPTIVE: "descriptive only"}
 COMPARISON_COLUMNS = ["scenario", "test_set", "metric", "method", "baseline", "family", "n_seeds",
-                      "mean_diff", "ci95_low", "ci95_high", "p_t", "p_signflip", "p_holm", "verdict",
+                      "mean_diff", "sd_diff", "ci95_low", "ci95_high", "p_t", "p_signflip", "reading",
                       "seeds", "unpaired_seeds", "diff_per_seed", "n_utts", "n_dropped_utts"]
 
 
 def seed_test(diffs) -> dict:
-    """Mean of per-seed differences, its 95 % t interval (df = n − 1), t-test p, exact sign-flip p.
+    """Mean of per-seed differences, their SD, 95 % t interval (df = n − 1), t-test p, sign-flip p.
 
-    The interval needs 2 seeds, the t-test 3 and the sign-flip test 6; below that the value is NaN.
+    Only finite differences count (``n_seeds``). The interval needs 2 seeds, the t-test 3 and the
+    exact sign-flip test 6; below that the value is NaN.
     """
     d = np.asarray(diffs, dtype=float)
     d = d[np.isfinite(d)]
     n = len(d)
-    out = {"n_seeds": n, "mean_diff": math.nan, "ci95_low": math.nan, "ci95_high": math.nan,
-           "p_t": math.nan, "p_signflip": math.nan}
+    out = {"n_seeds": n, "mean_diff": math.nan, "sd_diff": math.nan, "ci95_low": math.nan,
+           "ci95_high": math.nan, "p_t": math.nan, "p_signflip": math.nan}
     if n == 0:
         return out
     out["mean_diff"] = float(d.mean())
     if n >= 2:
-        half = sps.t.ppf(0.5 + CI_LEVEL / 2, n - 1) * d.std(ddof=1) / math.sqrt(n)
-        out["ci95_low"], out["ci95_high"] = out["mean_diff"] - float(half), out["mean_diff"] + float(half)
+        out["sd_diff"] = float(d.std(ddof=1))
+        half = t_half_width(out["sd_diff"], n, CI_LEVEL)
+        out["ci95_low"], out["ci95_high"] = out["mean_diff"] - half, out["mean_diff"] + half
     if n >= MIN_SEEDS_FOR_TEST:
         out["p_t"] = _t_pvalue(d)
     if n >= MIN_SEEDS_FOR_SIGNFLIP:
@@ -72,17 +77,26 @@ def holm(pvalues) -> np.ndarray:
     return adjusted
 
 
-def verdict(test: dict, p: float, *, margin: float | None = None, unit: str = "") -> str:
-    """Wording from the test and the interval: better / worse / equivalent / inconclusive."""
-    n = test["n_seeds"]
-    if n < MIN_SEEDS_FOR_TEST:
-        return f"descriptive only: {n} paired seed{'s' if n != 1 else ''} (a test needs ≥ {MIN_SEEDS_FOR_TEST})"
-    if p < ALPHA:  # the t-test is on the mean, so its direction is the mean's
-        return "better" if test["mean_diff"] > 0 else "worse"
-    low, high = test["ci95_low"], test["ci95_high"]
+def classify(low: float, high: float, margin: float | None = None) -> str:
+    """The category an interval supports; equivalence is checked first, so a small difference
+    whose whole interval lies inside ±margin is "equivalent" even when it also excludes 0."""
+    if pd.isna(low) or pd.isna(high):
+        return DESCRIPTIVE
     if margin and -margin <= low and high <= margin:
-        return f"equivalent within ±{margin:g}{unit}"
-    return f"inconclusive: 95 % CI [{low:+.2f}, {high:+.2f}]{unit}"
+        return EQUIVALENT
+    if low > 0:
+        return BETTER
+    if high < 0:
+        return WORSE
+    return NOT_RESOLVED
+
+
+def interval_reading(test: dict, margin: float | None = None) -> str:
+    """An exploratory row's description of its unadjusted interval (no test decides it)."""
+    if test["n_seeds"] < MIN_SEEDS_FOR_TEST:
+        return READINGS[DESCRIPTIVE]
+    reading = READINGS[classify(test["ci95_low"], test["ci95_high"], margin)]
+    return reading.replace("margin", f"{margin:g}") if margin else reading
 
 
 def comparison_pairs(methods) -> list[tuple[str, str]]:
@@ -92,7 +106,7 @@ def comparison_pairs(methods) -> list[tuple[str, str]]:
             for m in methods if method_rank(m) > method_rank(base)]
 
 
-def _paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+def paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     """Per-seed mean differences over the utterances finite in every run of both methods.
 
     ``a``, ``b``: utterances × seeds (one column per run) of one metric's improvement.
@@ -107,12 +121,12 @@ def _paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:
             "n_utts": int(keep.sum()), "n_dropped_utts": int((~keep).sum())}
 
 
-def _comparison_row(scenario, test_set, metric, method, base, paired) -> dict:
+def _comparison_row(scenario, test_set, metric, method, base, paired, margin) -> dict:
     test = seed_test(paired["diffs"])
-    family = HEADLINE_FAMILY if (method == PROPOSED and metric == HEADLINE) else EXPLORATORY
     return {
         "scenario": scenario, "test_set": test_set, "metric": metric, "method": method,
-        "baseline": base, "family": family, **test,
+        "baseline": base, "family": EXPLORATORY, **test,
+        "reading": interval_reading(test, margin if metric == HEADLINE else None),
         "seeds": " ".join(str(s) for s in paired["seeds"]),
         "unpaired_seeds": " ".join(str(s) for s in paired["unpaired"]),
         "diff_per_seed": " ".join(f"{d:+.3f}" for d in paired["diffs"]),
@@ -124,10 +138,11 @@ def comparisons(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSetti
                 metrics=METRICS) -> pd.DataFrame:
     """One row per scenario × test set × metric × (method, baseline) with the seed-level test.
 
-    Columns: family (headline = cosine vs a baseline on the headline metric, Holm-corrected
-    together; everything else exploratory, uncorrected), n_seeds, mean_diff, ci95_low/high, p_t,
-    p_signflip (≥ 6 seeds), p_holm (headline only), verdict, the paired seeds, per-seed differences,
-    unpaired seeds (a run missing on one side), n_utts and n_dropped_utts (NaN in any run).
+    Every row is exploratory (the headline is the primary family, :mod:`kdsd.analysis.primary`):
+    n_seeds (finite paired seeds), mean_diff, sd_diff, the unadjusted 95 % interval, p_t,
+    p_signflip (≥ 6 seeds), ``reading`` (what the unadjusted interval shows, not a verdict), the
+    paired seeds, per-seed differences, unpaired seeds (a run missing on one side), n_utts and
+    n_dropped_utts (NaN in any run).
     """
     students = scores[scores["kind"] == "student"]
     gains = [f"{m}_i" for m in metrics]
@@ -139,28 +154,11 @@ def comparisons(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSetti
         for method, base in comparison_pairs(seeds_of.index):
             for metric in metrics:
                 block = wide[f"{metric}_i"]
-                paired = _paired_differences(block[method][seeds_of[method]],
-                                             block[base][seeds_of[base]])
-                rows.append(_comparison_row(scenario, test_set, metric, method, base, paired))
-    table = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("p_holm", "verdict")])
-    table = table.sort_values(["test_set", "scenario"], kind="stable", ignore_index=True)
-    return _add_verdicts(table, settings)[COMPARISON_COLUMNS]
-
-
-def _add_verdicts(table: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFrame:
-    headline = table["family"] == HEADLINE_FAMILY
-    table["p_holm"] = math.nan
-    table.loc[headline, "p_holm"] = holm(table.loc[headline, "p_t"])
-    table["verdict"] = [_row_verdict(row, settings) for _, row in table.iterrows()]
-    return table
-
-
-def _row_verdict(row: pd.Series, settings: AnalysisSettings) -> str:
-    headline = row["family"] == HEADLINE_FAMILY
-    text = verdict(row, row["p_holm"] if headline else row["p_t"],
-                   margin=settings.equivalence_margin_db if row["metric"] == HEADLINE else None,
-                   unit=UNITS.get(row["metric"], ""))
-    return text if headline or text not in ("better", "worse") else f"{text} (exploratory, uncorrected)"
+                paired = paired_differences(block[method][seeds_of[method]], block[base][seeds_of[base]])
+                rows.append(_comparison_row(scenario, test_set, metric, method, base, paired,
+                                            settings.equivalence_margin_db))
+    table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    return table.sort_values(["test_set", "scenario"], kind="stable", ignore_index=True)
 
 
 def missing_runs(scores: pd.DataFrame, expected) -> pd.DataFrame:

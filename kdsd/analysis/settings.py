@@ -3,11 +3,54 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 
 from kdsd.errors import KdsdError
 
 SETTING_KEYS = ("equivalence_margin_db", "min_teacher_gain_db")
+TREND_TESTS = ("contrast", "per_seed_slope")
+
+
+@dataclass(frozen=True)
+class PrimarySettings:
+    """The pre-registered primary family (`analysis.primary`); defaults equal the schema's."""
+
+    method: str = "cosine"
+    baselines: tuple[str, ...] = ("none", "sp2step")
+    alpha: float = 0.05  # family-wise, Holm over 2 tests (level, trend) per baseline
+    power: float = 0.8  # for the minimum detectable effect and the seeds needed
+    target_effect_db: float = 0.3  # the effect the "seeds needed" column is sized for
+    trend_equivalence_margin: float = 0.01  # retained fraction per doubling of compression
+    trend_test: str = "contrast"
+
+    @classmethod
+    def from_config(cls, primary: Mapping) -> PrimarySettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(primary) - known)
+        if unknown:
+            raise KdsdError(f"config analysis.primary: unknown key {unknown[0]!r}; expected one of {sorted(known)}")
+        values = dict(primary)
+        for key in ("alpha", "power"):
+            if key in values and not _number_in(values[key], 0.0, 1.0):
+                raise KdsdError(f"config analysis.primary.{key}: expected a number in (0, 1), got {values[key]!r}")
+        for key in ("target_effect_db", "trend_equivalence_margin"):
+            if key in values and not _number_in(values[key], 0.0, float("inf"), low_open=False):
+                raise KdsdError(f"config analysis.primary.{key}: expected a number ≥ 0, got {values[key]!r}")
+        if values.get("trend_test", "contrast") not in TREND_TESTS:
+            raise KdsdError(f"config analysis.primary.trend_test: expected one of {list(TREND_TESTS)}, "
+                            f"got {values['trend_test']!r}")
+        if "baselines" in values:
+            values["baselines"] = tuple(values["baselines"])
+            if not values["baselines"] or values.get("method", cls.method) in values["baselines"]:
+                raise KdsdError("config analysis.primary.baselines: expected one or more methods other "
+                                f"than analysis.primary.method, got {list(values['baselines'])}")
+        return cls(**values)
+
+
+def _number_in(value, low: float, high: float, low_open: bool = True) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (low < value if low_open else low <= value) and value < high
 
 
 @dataclass(frozen=True)
@@ -16,6 +59,7 @@ class AnalysisSettings:
 
     equivalence_margin_db: float = 0.2
     min_teacher_gain_db: float = 1.0
+    primary: PrimarySettings = field(default_factory=PrimarySettings)
     expected_runs: tuple[tuple[str, str, int], ...] = ()  # (scenario, method, seed) from the config
 
     @classmethod
@@ -27,9 +71,10 @@ class AnalysisSettings:
         for key in SETTING_KEYS:
             if key in analysis:
                 value = analysis[key]
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                if not _number_in(value, 0.0, float("inf"), low_open=False):
                     raise KdsdError(f"config analysis.{key}: expected a number ≥ 0, got {value!r}")
                 changes[key] = float(value)
+        changes["primary"] = PrimarySettings.from_config(analysis.get("primary") or {})
         return replace(cls(expected_runs=expected_runs(config)), **changes)
 
 

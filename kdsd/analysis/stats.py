@@ -126,11 +126,22 @@ def _input_pseudo_scores(scores: pd.DataFrame) -> pd.DataFrame:
     return per_utt
 
 
+def t_half_width(std, n, level: float = CI_LEVEL, dof=None):
+    """Half-width of the two-sided Student-t interval of a mean: t(level, dof) · std / √n.
+
+    The one t-interval of the package (model tables, comparisons, ablations, the primary tests).
+    ``dof`` defaults to n − 1; NaN where there are fewer than two observations. Scalars or arrays.
+    """
+    n = np.asarray(n, dtype=float)
+    dof = np.where(n >= 2, n - 1, np.nan) if dof is None else np.asarray(dof, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        half = sps.t.ppf(0.5 + np.asarray(level) / 2, dof) * np.asarray(std, dtype=float) / np.sqrt(n)
+    return float(half) if np.ndim(half) == 0 else half
+
+
 def _ci_half_width(std: pd.Series, n: pd.Series) -> pd.Series:
     """Student-t half-width over seeds; NaN with fewer than two seeds."""
-    dof = (n - 1).where(n >= 2)
-    t = pd.Series(sps.t.ppf(0.5 + CI_LEVEL / 2, dof), index=std.index)
-    return t * std / np.sqrt(n)
+    return pd.Series(t_half_width(std.to_numpy(dtype=float), n.to_numpy(dtype=float)), index=std.index)
 
 
 def _seed_aggregate(runs: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdsd.analysis.seeds import ALPHA, HEADLINE_FAMILY
 from kdsd.analysis.stats import HEADLINE, format_mean_std
 from kdsd.atomic import write_csv, write_text
 
@@ -48,11 +47,10 @@ def format_params(params) -> str:
 
 
 def format_pvalue(p: float) -> str:
-    """'0.012*' below ALPHA, '0.31' above, '–' when no test applies."""
+    """'0.012', '4.2e-05', or '–' when no test applies (no stars: a verdict says what a p decides)."""
     if p is None or pd.isna(p):
         return "–"
-    text = f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
-    return text + ("*" if p < ALPHA else "")
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
 
 
 def _format_cost(value, scale: float, digits: int) -> str:
@@ -87,7 +85,7 @@ def markdown_table(rows: pd.DataFrame) -> str:
     """One compact Markdown table for the rows of a single test set (model summaries)."""
     gain = f"Δ{metric_label(HEADLINE)}"
     head = ["Model", *(metric_label(m) for m in TABLE_METRICS), gain, f"{gain} 95 % CI",
-            "Params", "MMAC/s", "RTF", f"Retained {gain} [95 % CI]"]
+            "Params", "MMAC/s", "RTF", "Epochs", f"Retained {gain} [95 % CI]"]
     lines = [_markdown_row(head), _markdown_row(["---"] + ["---:"] * (len(head) - 1))]
     for _, row in rows.iterrows():
         cells = [model_label(row)]
@@ -96,7 +94,8 @@ def markdown_table(rows: pd.DataFrame) -> str:
         cells += [format_mean_std(mean, row[f"{HEADLINE}_i_std"], metric_digits(HEADLINE)),
                   format_interval(mean - half, mean + half)]
         cells += [format_params(row["params"]), _format_cost(row.get("macs_per_s"), 1e-6, 1),
-                  _format_cost(row.get("rtf_1thread"), 1.0, 4), _retained_cell(row)]
+                  _format_cost(row.get("rtf_1thread"), 1.0, 4), _format_cost(row.get("epochs"), 1.0, 0),
+                  _retained_cell(row)]
         lines.append(_markdown_row(cells))
     return "\n".join(lines)
 
@@ -121,7 +120,8 @@ MODEL_LEGEND = (f"Metric columns: mean ± SD (standard deviation, not an interva
                 f"DNSMOS, see evaluation.secondary_metric_seeds); 95 % CI: Student-t interval over "
                 f"seeds (– with one seed). MMAC/s: "
                 f"million multiply-accumulates per second of 16 kHz audio (PyTorch FLOP counter; "
-                f"convolutions only). RTF: real-time factor on one CPU thread. Retained = student "
+                f"convolutions only). RTF: real-time factor on one CPU thread. Epochs: the student's training "
+                f"budget (median over seeds; tables/budgets.csv). Retained = student "
                 f"Δ{metric_label(HEADLINE)} / teacher Δ{metric_label(HEADLINE)} on the same utterances, "
                 f"mean and 95 % t interval over seeds, only where the teacher gains enough.")
 
@@ -135,29 +135,28 @@ def markdown_tables(table: pd.DataFrame, heading_level: int = 3) -> str:
 
 
 def comparison_table(comparisons: pd.DataFrame) -> str:
-    """Markdown: one row per comparison, its per-seed test and verdict (all families given)."""
-    head = ["Test set", "Scenario", "Comparison", "Family", "Seeds", "Utterances (dropped)",
-            "Mean Δ", "95 % CI", "p (t)", "p (sign-flip)", "p (Holm)", "Verdict"]
-    lines = [_markdown_row(head), _markdown_row(["---"] * 4 + ["---:"] * 7 + ["---"])]
+    """Markdown: one row per exploratory comparison, its per-seed mean, unadjusted interval and what
+    the interval shows; no p-values (they are in comparisons.csv, and decide nothing here)."""
+    head = ["Test set", "Scenario", "Comparison", "Seeds", "Utterances (dropped)", "Mean Δ",
+            "Unadjusted 95 % CI", "Interval"]
+    lines = [_markdown_row(head), _markdown_row(["---"] * 3 + ["---:"] * 4 + ["---"])]
     for _, row in comparisons.iterrows():
         unit = " dB" if row["metric"] == HEADLINE else ""
         mean = "–" if pd.isna(row["mean_diff"]) else f"{row['mean_diff']:+.2f}{unit}"
         lines.append(_markdown_row([
-            row["test_set"], row["scenario"], f"{row['method']} − {row['baseline']}", row["family"],
-            str(row["n_seeds"]), f"{row['n_utts']} ({row['n_dropped_utts']})", mean,
-            format_interval(row["ci95_low"], row["ci95_high"]), format_pvalue(row["p_t"]),
-            format_pvalue(row["p_signflip"]), format_pvalue(row["p_holm"]), row["verdict"]]))
+            row["test_set"], row["scenario"], f"{row['method']} − {row['baseline']}", str(row["n_seeds"]),
+            f"{row['n_utts']} ({row['n_dropped_utts']})", mean,
+            format_interval(row["ci95_low"], row["ci95_high"]), row["reading"]]))
     return "\n".join(lines)
 
 
 COMPARISON_LEGEND = (
-    f"Per-seed paired differences of Δ{metric_label(HEADLINE)} (method − baseline, same seed), each the "
-    f"mean over the utterances scored in every run of the comparison (dropped: NaN in some run); "
-    f"Mean Δ and its 95 % t interval over seeds (df = seeds − 1); p (t): one-sample t-test of the "
-    f"per-seed differences (≥ 3 seeds); p (sign-flip): exact sign-flip permutation test (≥ 6 seeds); "
-    f"p (Holm): Holm-corrected over the {HEADLINE_FAMILY} family (cosine against none and sp2step, "
-    f"every scenario and test set, Δ{metric_label(HEADLINE)}). Exploratory rows are uncorrected and "
-    f"never a verdict on the paper's claim; other metrics are in comparisons.csv.")
+    f"Exploratory comparisons: per-seed paired differences of Δ{metric_label(HEADLINE)} (method − baseline, "
+    f"same seed), each the mean over the utterances scored in every run of the comparison (dropped: NaN in "
+    f"some run); Mean Δ and its unadjusted 95 % t interval over seeds (df = seeds − 1); Interval: whether "
+    f"that interval lies above 0, below 0, inside the equivalence margin or spans 0. No multiplicity "
+    f"correction and no verdict: only the primary tests decide. comparisons.csv adds the uncorrected "
+    f"t-test and exact sign-flip p-values (≥ 3 and ≥ 6 seeds) and every other metric.")
 
 
 def retained_markdown(retained: pd.DataFrame) -> str:
@@ -188,16 +187,16 @@ def _method_retained(by_method: pd.DataFrame, method: str) -> str:
 
 
 def slope_markdown(slopes: pd.DataFrame) -> str:
-    """Markdown: the claim test per test set × baseline."""
-    head = ["Test set", "Comparison", "Scenarios", "Seeds", "Slope (pp / doubling)", "95 % CI",
-            "p (t)", "p (Holm)", "Verdict"]
-    lines = [_markdown_row(head), _markdown_row(["---"] * 3 + ["---:"] * 5 + ["---"])]
+    """Markdown: the per-test-set slopes of the retained gap (exploratory, unadjusted)."""
+    head = ["Test set", "Comparison", "Scenarios", "Seeds", "Slope (pp / doubling)", "Unadjusted 95 % CI",
+            "Interval"]
+    lines = [_markdown_row(head), _markdown_row(["---"] * 3 + ["---:"] * 3 + ["---"])]
     for _, row in slopes.iterrows():
         slope = "–" if pd.isna(row["mean_diff"]) else f"{100 * row['mean_diff']:+.1f}"
         lines.append(_markdown_row([
             row["test_set"], f"{row['method']} − {row['baseline']}", str(row["n_scenarios"]),
             str(row["n_seeds"]), slope, format_interval(row["ci95_low"], row["ci95_high"], 1, 100),
-            format_pvalue(row["p_t"]), format_pvalue(row["p_holm"]), row["verdict"]]))
+            row["reading"]]))
     return "\n".join(lines)
 
 

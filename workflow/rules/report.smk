@@ -1,5 +1,6 @@
-# Stage 5: tables (mean ± SD and 95 % intervals over seeds), seed-level method comparisons, the
-# retained-fraction claim, plots and summary, all wrapped for the HTML report.
+# Stage 5: the pre-registered primary tests (the verdicts), tables (mean ± SD and 95 % intervals over
+# seeds), exploratory seed-level comparisons, the retained fraction, budgets, plots and summary, all
+# wrapped for the HTML report.
 
 
 rule report_results:
@@ -14,8 +15,12 @@ rule report_results:
         table_md=f"{RESULTS}/tables/summary.md",
         comparisons=report(f"{RESULTS}/tables/comparisons.csv", caption="../report/comparisons.rst",
                            category="Results", labels={"table": "method comparisons over seeds (CSV)"}),
-        retained=f"{RESULTS}/tables/retained.csv",
+        primary=report(f"{RESULTS}/tables/primary.csv", caption="../report/primary.rst", category="Results",
+                       labels={"table": "primary tests (pre-registered; the verdicts)"}),
         claim_csv=f"{RESULTS}/tables/claim.csv",
+        retained=f"{RESULTS}/tables/retained.csv",
+        slopes=f"{RESULTS}/tables/slopes.csv",
+        budgets=f"{RESULTS}/tables/budgets.csv",
         claim=report(f"{RESULTS}/plots/claim.png", caption="../report/claim.rst", category="Results",
                      labels={"figure": "retained fraction vs compression (the paper's claim)"}),
         cost_csv=report(f"{RESULTS}/tables/cost.csv", caption="../report/cost.rst",
