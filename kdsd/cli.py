@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from kdsd.errors import KdsdError
+from kdsd.metrics import METRIC_GROUPS
 
 
 def _threads(args) -> None:
@@ -50,7 +51,8 @@ def cmd_distill(args) -> None:
 def cmd_score_input(args) -> None:
     from kdsd.metrics.scoring import score_input
 
-    score_input(args.manifest, args.out, workers=args.threads)
+    _threads(args)  # the speaker encoder runs torch
+    score_input(args.manifest, args.out, workers=args.threads, disabled=args.metrics_off)
 
 
 def cmd_score(args) -> None:
@@ -58,7 +60,7 @@ def cmd_score(args) -> None:
 
     _threads(args)
     score_model(args.model, args.name, args.manifest, args.input_scores, args.out, workers=args.threads,
-                secondary=not args.core_metrics_only)
+                secondary=not args.core_metrics_only, disabled=args.metrics_off)
 
 
 def cmd_cost(args) -> None:
@@ -73,7 +75,9 @@ def cmd_cost(args) -> None:
 def cmd_score_reference(args) -> None:
     from kdsd.metrics.scoring import score_reference
 
-    score_reference(args.name, args.manifest, args.input_scores, args.out, workers=args.threads)
+    _threads(args)
+    score_reference(args.name, args.manifest, args.input_scores, args.out, workers=args.threads,
+                    disabled=args.metrics_off)
 
 
 def cmd_bench_scoring(args) -> None:
@@ -195,6 +199,8 @@ def add_test_set_paths(parser, input_scores: bool = True) -> None:
         parser.add_argument("--input-scores", nargs="+", required=True,
                             help="the noisy input's score CSV of each manifest, in order")
     parser.add_argument("--out", nargs="+", required=True, help="one score CSV per manifest, in order")
+    parser.add_argument("--metrics-off", nargs="*", default=[], choices=METRIC_GROUPS, metavar="GROUP",
+                        help="metric groups left empty (evaluation.metrics switches set to false)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="model id written in the table")
     add_test_set_paths(p)
     p.add_argument("--core-metrics-only", action="store_true",
-                   help="leave PESQ-NB and DNSMOS empty (the costly metrics; see evaluation.secondary_metric_seeds)")
+                   help="leave the secondary metrics empty (the costly ones; see evaluation.secondary_metric_seeds)")
 
     p = add("score-reference", cmd_score_reference, "score an external reference denoiser on test sets")
     p.add_argument("--name", required=True, help="rnnoise, deepfilternet3 or spectral_gating")

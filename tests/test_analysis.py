@@ -24,7 +24,8 @@ N_UTTS = 8
 UTTS = [f"u{i:02d}" for i in range(N_UTTS)]
 TEACHER_GAIN = {"dev": 10.0, "test": 4.0}  # SI-SDR improvement of the teacher per test set
 INPUT = {"pesq_wb": 1.5, "pesq_nb": 1.8, "stoi": 0.8, "estoi": 0.6, "si_sdr": 5.0,
-         "dnsmos_sig": 3.0, "dnsmos_bak": 2.5, "dnsmos_ovrl": 2.2}
+         "dnsmos_sig": 3.0, "dnsmos_bak": 2.5, "dnsmos_ovrl": 2.2, "dnsmos_p808": 2.8, "csig": 2.5,
+         "cbak": 2.0, "covl": 2.1, "ssnr": 1.0, "lsd": 3.0, "wer": 0.6, "spk_sim": 0.7}
 OFFSETS = np.array([0.3, -0.1, 0.8, 0.25, 0.5, -0.05, 0.9, 0.45])  # cosine vs none, per utterance
 T975_1 = sps.t.ppf(0.975, 1)
 
@@ -38,7 +39,8 @@ def _run(kind, method, scenario, seed, test_set, gain, params=1000) -> pd.DataFr
         "noise_family": "babble", "snr_db": 5.0, "params": params,
     })
     scale = {"pesq_wb": 0.1, "pesq_nb": 0.1, "stoi": 0.01, "estoi": 0.01, "si_sdr": 1.0,
-             "dnsmos_sig": 0.05, "dnsmos_bak": 0.05, "dnsmos_ovrl": 0.05}
+             "dnsmos_sig": 0.05, "dnsmos_bak": 0.05, "dnsmos_ovrl": 0.05, "dnsmos_p808": 0.05,
+             "csig": 0.1, "cbak": 0.1, "covl": 0.1, "ssnr": 1.0, "lsd": 0.1, "wer": 0.02, "spk_sim": 0.01}
     for m in METRICS:
         df[f"input_{m}"] = INPUT[m]
         df[f"{m}_i"] = gain * scale[m]
@@ -312,3 +314,27 @@ def test_example_utterances_span_the_snr_range_and_students_rank_by_gain(scores)
     ranked = best_and_worst_students(scores[scores.test_set == "test"])
     means = scores[(scores.kind == "student") & (scores.test_set == "test")].groupby("model").si_sdr_i.mean()
     assert ranked == {"best_student": means.idxmax(), "worst_student": means.idxmin()}
+
+
+def test_secondary_metrics_get_their_own_table_with_the_wer_floor():
+    """New registry metrics reach the model tables without analysis code naming them; WER is also
+    given above the recogniser's floor (the clean references' own WER)."""
+    from test_stats import simulate_scores
+    from kdsd.analysis.tables import SECONDARY_TABLE_METRICS, markdown_tables
+    from kdsd.metrics import METRIC_INFO, metric_label
+
+    scores = simulate_scores(np.random.default_rng(1), lambda m, c, t: 3.0, seeds=3, test_sets=("test_a",))
+    scores["clean_wer"] = 0.25
+    table = analyse(scores, _costs(summary_table(scores)), AnalysisSettings()).table
+    assert table["clean_wer_floor"].eq(0.25).all()
+    text = markdown_tables(table)
+    secondary = text.split("Secondary metrics:")[1].split("\n\n")[1]
+    header = secondary.splitlines()[0]
+    assert {"wer", "spk_sim", "csig"} <= set(SECONDARY_TABLE_METRICS)
+    assert all(metric_label(m) in header for m in SECONDARY_TABLE_METRICS) and "WER − floor" in header
+    assert "| PESQ-WB |" not in header  # core metrics stay in the main table
+    teacher = next(line for line in secondary.splitlines() if line.startswith("| teacher"))
+    wer = table.loc[table.kind == "teacher", "wer_mean"].iloc[0]
+    assert wer == pytest.approx(2.4, abs=0.05)  # simulate_scores: 2 + 0.05 × the teacher's ~8 dB gain
+    assert teacher.endswith(f"| {wer - 0.25:.{METRIC_INFO['wer'].digits}f} |")
+    assert "Clean-reference WER on this test set (the recogniser's floor on this speech): 0.250." in text

@@ -53,12 +53,15 @@ def test_score_tables_follow_the_contract(smoke_run):
     assert core_only[["pesq_nb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"]].isna().all().all()
     assert core_only.nan_reason.str.contains("secondary_metric_seeds").all()
     teacher = pd.read_csv(results / "scores" / "teacher" / "test_noise.csv")
-    assert teacher[["pesq_nb", "dnsmos_ovrl"]].notna().all().all()
+    assert teacher[["pesq_nb", "dnsmos_ovrl", "dnsmos_p808", "csig", "cbak", "covl", "ssnr", "lsd", "wer",
+                    "spk_sim", "clean_wer"]].notna().all().all()
+    assert core_only[["csig", "wer", "spk_sim"]].isna().all().all()
 
 
 def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
     results, _, _ = smoke_run
     for path in ("summary.md", "tables/summary.md", "tables/cost.csv", "plots/improvements.png",
+                 "plots/improvements_secondary.png",
                  "plots/pareto.png", "plots/learning_curves.png", "plots/claim.png", "cost/teacher.json",
                  "tables/comparisons.csv", "tables/claim.csv", "tables/retained.csv", "tables/primary.csv",
                  "tables/slopes.csv", "tables/budgets.csv",

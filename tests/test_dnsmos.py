@@ -1,7 +1,5 @@
-"""DNSMOS P.835 on real TTS speech with the real ONNX model, against speechmos's own code."""
+"""DNSMOS P.835 and P.808 on real TTS speech with the real ONNX models, against speechmos's own code."""
 import importlib.util
-import sys
-import types
 from importlib import resources
 
 import numpy as np
@@ -10,7 +8,7 @@ import pytest
 from kdsd.audio import resample
 from kdsd.corpus.tts import Voice, synthesize
 from kdsd.metrics import dnsmos as dnsmos_module
-from kdsd.metrics.dnsmos import DNSMOS_COLUMNS, WINDOW, _windows, dnsmos
+from kdsd.metrics.dnsmos import DNSMOS_COLUMNS, P808_COLUMN, WINDOW, _windows, dnsmos
 
 SR = 16_000
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
@@ -98,25 +96,10 @@ def test_windows_follow_the_reference_scheme():
     assert len(list(_windows(np.zeros(25 * SR, np.float32)))) == 7
 
 
-def _librosa_stand_in():
-    """speechmos needs librosa only for the P.808 mel input; that score is not compared here."""
-    def melspectrogram(y, sr, n_fft, hop_length, n_mels):
-        return np.ones((n_mels, 1 + (len(y) + 2 * (n_fft // 2) - n_fft) // hop_length), np.float32)
-
-    module = types.ModuleType("librosa")
-    module.feature = types.SimpleNamespace(melspectrogram=melspectrogram)
-    module.power_to_db = lambda spec, ref: np.zeros_like(spec)
-    return module
-
-
 @pytest.fixture
-def speechmos_reference(monkeypatch):
-    """speechmos.dnsmos loaded privately (not left in sys.modules), with real librosa if present."""
+def speechmos_reference():
+    """speechmos.dnsmos loaded privately (not left in sys.modules), with the pinned librosa."""
     pytest.importorskip("requests")  # imported, unused, by speechmos.dnsmos
-    try:
-        import librosa  # noqa: F401
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "librosa", _librosa_stand_in())
     path = resources.files("speechmos") / "dnsmos.py"
     spec = importlib.util.spec_from_file_location("_speechmos_dnsmos_reference", str(path))
     module = importlib.util.module_from_spec(spec)
@@ -129,3 +112,16 @@ def test_matches_speechmos_reference(utterance, speechmos_reference):
     reference = speechmos_reference.run(utterance, sr=SR)
     for name, key in zip(DNSMOS_COLUMNS, ("sig_mos", "bak_mos", "ovrl_mos")):
         assert ours[name] == pytest.approx(reference[key], abs=1e-4)
+
+
+def test_p808_matches_speechmos_reference_and_leaves_p835_unchanged(utterance, speechmos_reference):
+    ours = dnsmos(utterance, p808=True)
+    reference = speechmos_reference.run(utterance, sr=SR)
+    assert ours[P808_COLUMN] == pytest.approx(reference["p808_mos"], abs=1e-4)
+    assert {k: ours[k] for k in DNSMOS_COLUMNS} == dnsmos(utterance)
+
+
+def test_p808_is_a_mos_that_noise_lowers(speech):
+    clean, noisy = (dnsmos(wave, p808=True)[P808_COLUMN] for wave in (speech, _at_snr(speech, 0.0)))
+    assert 1.0 <= noisy < clean - 0.3 <= 5.0
+    assert np.isnan(dnsmos(np.zeros(SR, np.float32), p808=True)[P808_COLUMN])

@@ -98,11 +98,43 @@ def test_core_only_scoring_leaves_exactly_the_secondary_metrics_empty_with_a_rea
     from kdsd.metrics.scoring import SKIPPED_REASON, score_many
 
     clean = _speech_like()
-    items = [("u1", clean, _at_snr(clean, 5.0))]
+    items = [("u1", clean, _at_snr(clean, 5.0), "")]  # no text: WER is NaN with its reason
     full, core = score_many(items, workers=1), score_many(items, workers=1, secondary=False)
     assert list(full.columns) == list(core.columns) == ["utt_id", *METRICS, "nan_reason"]
     assert set(CORE_METRICS) | set(SECONDARY_METRICS) == set(METRICS)
-    assert full[list(METRICS)].notna().all().all() and full.nan_reason.iloc[0] == ""
+    assert full[[m for m in METRICS if m != "wer"]].notna().all().all() and np.isnan(full.wer.iloc[0])
+    assert full.nan_reason.iloc[0] == "wer: no reference text in the manifest"
     assert core[list(CORE_METRICS)].to_numpy() == pytest.approx(full[list(CORE_METRICS)].to_numpy())
     assert core[list(SECONDARY_METRICS)].isna().all().all()
     assert core.nan_reason.iloc[0] == SKIPPED_REASON
+
+
+def test_switched_off_groups_leave_their_columns_empty_and_say_so():
+    from kdsd.metrics import METRICS, group_columns
+    from kdsd.metrics.scoring import score_many
+
+    clean = _speech_like()
+    items = [("u1", clean, _at_snr(clean, 5.0), "")]
+    off = ("wer", "speaker_similarity", "dnsmos_p808")
+    table = score_many(items, workers=1, disabled=off)
+    empty = [m for group in off for m in group_columns(group)]
+    assert table[empty].isna().all().all()
+    assert table[[m for m in METRICS if m not in empty]].notna().all().all()
+    assert table.nan_reason.iloc[0] == "wer, speaker_similarity, dnsmos_p808: turned off (evaluation.metrics)"
+
+
+def test_improvements_are_positive_when_better_whatever_the_direction():
+    from kdsd.metrics import METRIC_INFO, improvement
+
+    assert improvement("wer", 0.2, 0.5) == pytest.approx(0.3)  # fewer errors than the input
+    assert improvement("lsd", 1.0, 3.0) == pytest.approx(2.0)
+    assert improvement("pesq_wb", 3.0, 2.0) == pytest.approx(1.0)
+    assert {m for m, info in METRIC_INFO.items() if not info.higher_is_better} == {"wer", "lsd"}
+
+
+def test_every_new_metric_is_secondary_and_switchable():
+    from kdsd.metrics import METRIC_GROUPS, SECONDARY_METRICS, group_columns
+
+    assert METRIC_GROUPS == ("dnsmos_p808", "composite", "lsd", "wer", "speaker_similarity")
+    for group in METRIC_GROUPS:
+        assert set(group_columns(group)) <= set(SECONDARY_METRICS)

@@ -9,7 +9,8 @@ import pandas as pd
 from kdsd.analysis.budgets import training_budgets
 from kdsd.analysis.claim import retained_runs, retained_table, slope_tests, with_retained
 from kdsd.analysis.primary import claim_table, primary_table
-from kdsd.analysis.plots import plot_claim, plot_improvements, plot_learning_curves, plot_pareto
+from kdsd.analysis.plots import (
+    SECONDARY_PLOT_METRICS, plot_claim, plot_improvements, plot_learning_curves, plot_pareto)
 from kdsd.analysis.seeds import comparisons, missing_runs
 from kdsd.analysis.settings import AnalysisSettings
 from kdsd.analysis.stats import load_scores, summary_table
@@ -56,6 +57,9 @@ def analyse(scores: pd.DataFrame, costs: pd.DataFrame, settings: AnalysisSetting
     table = with_retained(with_costs(summary_table(scores), costs), retained)
     table = table.merge(budgets[["scenario", "method", "epochs"]].assign(kind="student"),
                         on=["kind", "scenario", "method"], how="left")
+    if "clean_wer" in scores.columns:  # the recogniser's floor: WER of the clean references
+        floors = pd.to_numeric(scores["clean_wer"], errors="coerce").groupby(scores["test_set"]).mean()
+        table["clean_wer_floor"] = table["test_set"].map(floors)
     primary = primary_table(runs, settings)
     return Analysis(table=table, comparisons=comparisons(scores, settings), runs=runs, retained=retained,
                     slopes=slope_tests(runs, settings), missing=missing_runs(scores, settings.expected_runs),
@@ -78,6 +82,8 @@ def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, p
     write_csv(analysis.budgets, out_dir / "tables" / "budgets.csv")
     write_csv(costs, out_dir / "tables" / "cost.csv")
     plot_improvements(scores, out_dir / "plots" / "improvements.png")
+    plot_improvements(scores, out_dir / "plots" / "improvements_secondary.png", SECONDARY_PLOT_METRICS,
+                      headline_first=False)
     plot_pareto(analysis.table, out_dir / "plots" / "pareto.png")
     plot_claim(analysis.runs, analysis.retained, out_dir / "plots" / "claim.png")
     plot_learning_curves({model_id(p): p for p in history_paths}, out_dir / "plots" / "learning_curves.png")

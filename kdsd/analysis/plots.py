@@ -18,11 +18,13 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from kdsd.analysis.stats import (  # noqa: E402
     HEADLINE, KIND_ORDER, method_rank, run_means)
-from kdsd.analysis.tables import metric_label, model_label  # noqa: E402
+from kdsd.analysis.tables import SECONDARY_TABLE_METRICS, metric_label, model_label  # noqa: E402
 from kdsd.atomic import atomic_path  # noqa: E402
 from kdsd.errors import KdsdError  # noqa: E402
 
 PLOT_METRICS = ("si_sdr", "pesq_wb", "estoi", "dnsmos_ovrl")
+# the second grid: every other metric the registry scores on fewer seeds (kdsd.metrics)
+SECONDARY_PLOT_METRICS = tuple(m for m in SECONDARY_TABLE_METRICS if m not in PLOT_METRICS)
 PARETO_METRICS = ("si_sdr", "pesq_wb")
 
 HISTORY_COLUMNS = ("epoch", "train_sup", "valid_si_sdr", "best")
@@ -37,9 +39,10 @@ def save_figure(fig, out_png: str | os.PathLike) -> Path:
     return Path(out_png)
 
 
-def improvement_order() -> list[str]:
-    """Headline improvement first, then the others of PLOT_METRICS."""
-    return [f"{m}_i" for m in (HEADLINE, *(m for m in PLOT_METRICS if m != HEADLINE))]
+def improvement_order(metrics=PLOT_METRICS, headline_first: bool = True) -> list[str]:
+    """The improvement columns to plot: the headline first (if asked), then the others."""
+    first = (HEADLINE,) if headline_first else ()
+    return [f"{m}_i" for m in (*first, *(m for m in metrics if m not in first))]
 
 
 def _model_order(runs: pd.DataFrame) -> list[str]:
@@ -55,9 +58,11 @@ def method_colors(methods) -> dict[str, tuple]:
     return dict(zip(methods, sns.color_palette("colorblind", len(methods))))
 
 
-def plot_improvements(scores: pd.DataFrame, out_png: str | os.PathLike) -> Path:
+def plot_improvements(scores: pd.DataFrame, out_png: str | os.PathLike, metrics=PLOT_METRICS,
+                      headline_first: bool = True) -> Path:
     """A grid: one row per test set, one column per metric improvement; horizontal bars per model
-    (mean over seeds of run means), whiskers ± SD over seeds (none with one seed)."""
+    (mean over seeds of run means), whiskers ± SD over seeds (none with one seed). A metric no run
+    scored shows an empty panel."""
     runs = run_means(scores[scores["kind"].isin(("teacher", "reference", "student"))])
     if runs.empty:
         raise KdsdError(f"{out_png}: no teacher or student scores to plot")
@@ -65,7 +70,7 @@ def plot_improvements(scores: pd.DataFrame, out_png: str | os.PathLike) -> Path:
     models = _model_order(runs)
     colors = method_colors(runs["method"])
     method_of = dict(zip(runs["model"], runs["method"]))
-    test_sets, columns = sorted(runs["test_set"].unique()), improvement_order()
+    test_sets, columns = sorted(runs["test_set"].unique()), improvement_order(metrics, headline_first)
     fig, axes = plt.subplots(len(test_sets), len(columns), squeeze=False, sharey=True,
                              figsize=(3.2 * len(columns) + 2.0, (0.22 * len(models) + 0.9) * len(test_sets)))
     stats = runs.groupby(["test_set", "model"])

@@ -116,14 +116,10 @@ def _input_pseudo_scores(scores: pd.DataFrame) -> pd.DataFrame:
     inputs = [f"input_{m}" for m in METRICS]
     # Every model scores the same noisy file; the mean only absorbs float noise between CSVs.
     per_utt = scores.groupby(["test_set", "utt_id"], sort=True)[inputs].mean().reset_index()
-    for m in METRICS:
-        per_utt[m] = per_utt[f"input_{m}"]
-        per_utt[f"{m}_i"] = per_utt[m] - per_utt[m]  # 0, or NaN where the input is unscorable
-    for col in ("kind", "method", "scenario", "model"):
-        per_utt[col] = "input"
-    per_utt["seed"] = 0
-    per_utt["params"] = np.nan
-    return per_utt
+    estimates = {m: per_utt[f"input_{m}"] for m in METRICS}
+    gains = {f"{m}_i": value - value for m, value in estimates.items()}  # 0, or NaN where unscorable
+    ids = dict.fromkeys(("kind", "method", "scenario", "model"), "input") | {"seed": 0, "params": np.nan}
+    return per_utt.assign(**estimates, **gains, **ids)
 
 
 def t_half_width(std, n, level: float = CI_LEVEL, dof=None):
@@ -146,18 +142,16 @@ def _ci_half_width(std: pd.Series, n: pd.Series) -> pd.Series:
 
 def _seed_aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     grouped = runs.groupby(GROUP_KEYS, sort=False, dropna=False)
-    out = pd.DataFrame({"n_seeds": grouped.size(), "params": grouped["params"].first()})
-    for m in METRICS:
+    columns = {"n_seeds": grouped.size(), "params": grouped["params"].first().astype("Int64")}
+    for m in METRICS:  # built as one dict and joined once: a column at a time fragments the frame
         for c in (m, f"{m}_i"):
             mean, std, n = grouped[c].mean(), grouped[c].std(ddof=1), grouped[c].count()
             nan = grouped[f"n_nan_{c}"].sum()
-            out[f"{c}_mean"], out[f"{c}_std"] = mean, std
-            out[f"{c}_ci95"] = _ci_half_width(std, n)
-            out[f"{c}_n_seeds"] = n
-            out[f"{c}_n_utts"] = grouped["n_utts"].sum() - nan  # finite scores, pooled over seeds
-            out[f"{c}_n_nan"] = nan
-    out["params"] = out["params"].astype("Int64")
-    return out.copy().reset_index()
+            columns.update({f"{c}_mean": mean, f"{c}_std": std, f"{c}_ci95": _ci_half_width(std, n),
+                            f"{c}_n_seeds": n,
+                            f"{c}_n_utts": grouped["n_utts"].sum() - nan,  # finite scores, pooled over seeds
+                            f"{c}_n_nan": nan})
+    return pd.DataFrame(columns).reset_index()
 
 
 def method_rank(method: str) -> int:

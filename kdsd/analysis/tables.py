@@ -8,22 +8,18 @@ from pathlib import Path
 import pandas as pd
 
 from kdsd.analysis.stats import HEADLINE, format_mean_std
+from kdsd.metrics import METRIC_INFO, SECONDARY_METRICS, metric_label
 from kdsd.atomic import write_csv, write_text
 
-METRIC_LABELS = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "ESTOI",
-                 "si_sdr": "SI-SDR", "dnsmos_sig": "DNSMOS-SIG", "dnsmos_bak": "DNSMOS-BAK",
-                 "dnsmos_ovrl": "DNSMOS-OVRL"}
-# The Markdown tables show these (the CSV has every metric); SIG/BAK stay in the CSV.
+# The main Markdown table shows these; the other metrics of the registry that runs score on fewer
+# seeds go to a second table per test set (DNSMOS SIG/BAK stay in the CSV).
 TABLE_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "dnsmos_ovrl")
-METRIC_DIGITS = {"pesq_wb": 2, "stoi": 3, "si_sdr": 2}
-
-
-def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric.upper())
+CSV_ONLY_METRICS = ("dnsmos_sig", "dnsmos_bak")
+SECONDARY_TABLE_METRICS = tuple(m for m in SECONDARY_METRICS if m not in TABLE_METRICS + CSV_ONLY_METRICS)
 
 
 def metric_digits(metric: str) -> int:
-    return METRIC_DIGITS.get(metric, 2)
+    return METRIC_INFO[metric].digits if metric in METRIC_INFO else 2
 
 
 def model_label(row: pd.Series) -> str:
@@ -115,9 +111,11 @@ def _retained_cell(row: pd.Series) -> str:
     return format_retained(row[prefix], row[f"{prefix}_ci95_low"], row[f"{prefix}_ci95_high"], status)
 
 
+LOWER_IS_BETTER = " and ".join(metric_label(m) for m, info in METRIC_INFO.items() if not info.higher_is_better)
 MODEL_LEGEND = (f"Metric columns: mean ± SD (standard deviation, not an interval) over seeds of per-run "
-                f"utterance means; '(k seeds)' marks a mean over fewer seeds than the run has (PESQ-NB and "
-                f"DNSMOS, see evaluation.secondary_metric_seeds); 95 % CI: Student-t interval over "
+                f"utterance means; '(k seeds)' marks a mean over fewer seeds than the run has (secondary "
+                f"metrics, see evaluation.secondary_metric_seeds; {LOWER_IS_BETTER}: lower is better, their Δ "
+                f"is signed so that positive is better); 95 % CI: Student-t interval over "
                 f"seeds (– with one seed). MMAC/s: "
                 f"million multiply-accumulates per second of 16 kHz audio (PyTorch FLOP counter; "
                 f"convolutions only). RTF: real-time factor on one CPU thread. Epochs: the student's training "
@@ -126,11 +124,34 @@ MODEL_LEGEND = (f"Metric columns: mean ± SD (standard deviation, not an interva
                 f"mean and 95 % t interval over seeds, only where the teacher gains enough.")
 
 
+def secondary_table(rows: pd.DataFrame) -> str:
+    """The secondary metrics of one test set (scored for the input, teacher, references and the
+    first seeds of students), with WER above the recogniser's floor; "" where none was scored."""
+    metrics = [m for m in SECONDARY_TABLE_METRICS if f"{m}_mean" in rows and rows[f"{m}_mean"].notna().any()]
+    if not metrics:
+        return ""
+    floor = rows["clean_wer_floor"].iloc[0] if "clean_wer_floor" in rows else float("nan")
+    with_floor = "wer" in metrics and pd.notna(floor)
+    head = ["Model", *(metric_label(m) for m in metrics), *(["WER − floor"] if with_floor else [])]
+    lines = [_markdown_row(head), _markdown_row(["---"] + ["---:"] * (len(head) - 1))]
+    for _, row in rows.iterrows():
+        cells = [model_label(row), *(_metric_cell(row, m) for m in metrics)]
+        if with_floor:
+            cells.append(_format_cost(row["wer_mean"] - floor, 1.0, metric_digits("wer")))
+        lines.append(_markdown_row(cells))
+    note = (f"\n\nClean-reference WER on this test set (the recogniser's floor on this speech): "
+            f"{floor:.{metric_digits('wer')}f}." if with_floor else "")
+    return "\n".join(lines) + note
+
+
 def markdown_tables(table: pd.DataFrame, heading_level: int = 3) -> str:
-    """A heading and a compact table per test set, in the table's order, plus a legend."""
+    """A heading and compact tables per test set (main, then secondary metrics), plus a legend."""
     hashes = "#" * heading_level
-    blocks = [f"{hashes} {test_set}\n\n{markdown_table(rows)}"
-              for test_set, rows in table.groupby("test_set", sort=False)]
+    blocks = []
+    for test_set, rows in table.groupby("test_set", sort=False):
+        secondary = secondary_table(rows)
+        blocks.append(f"{hashes} {test_set}\n\n{markdown_table(rows)}"
+                      + (f"\n\nSecondary metrics:\n\n{secondary}" if secondary else ""))
     return "\n\n".join(blocks + [MODEL_LEGEND]) + "\n"
 
 

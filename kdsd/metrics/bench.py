@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kdsd.metrics.scoring import _load_pairs, score_many
+from kdsd.metrics.scoring import _load_pairs, _text, score_many
 
 
 def bench_scoring(manifest: str | Path, workers: list[int], limit: int = 32) -> list[dict]:
-    pairs = [(row.utt_id, clean, noisy) for row, clean, noisy in _load_pairs(Path(manifest))][:limit]
+    pairs = [(row.utt_id, clean, noisy, _text(row)) for row, clean, noisy in _load_pairs(Path(manifest))][:limit]
     results = []
     for n in workers:
         started = time.perf_counter()

@@ -16,6 +16,10 @@ INTRUSIVE_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")
 SILENCE_RMS = 1e-5
 
 
+def is_silent(wave: np.ndarray) -> bool:
+    return bool(np.sqrt(np.mean(np.square(wave, dtype=np.float64))) < SILENCE_RMS)
+
+
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     """Scale-invariant SDR in dB (Le Roux et al. 2019), both signals mean-removed."""
     reference = np.asarray(reference, np.float64) - np.mean(reference)
@@ -53,7 +57,7 @@ def score_utterance(reference: np.ndarray, estimate: np.ndarray,
     """All ``metrics`` for one pair, and a reason string ('' when every metric scored)."""
     if len(reference) != len(estimate):
         raise ValueError(f"length mismatch: reference {len(reference)}, estimate {len(estimate)}")
-    if np.sqrt(np.mean(np.square(reference, dtype=np.float64))) < SILENCE_RMS:
+    if is_silent(reference):
         return {name: float("nan") for name in metrics}, "silent reference: nothing to score against"
     values, reasons = {}, []
     for name in metrics:

@@ -14,14 +14,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pesq import PesqError
+
 from kdsd.atomic import write_csv
 from kdsd.audio import read_pair
 from kdsd.corpus.manifest import read_manifest
 from kdsd.enhance import enhance_wave
 from kdsd.errors import KdsdError
-from kdsd.metrics import CORE_METRICS, METRICS, SECONDARY_METRICS
+from kdsd.metrics import CORE_METRICS, METRICS, SECONDARY_METRICS, group_columns, improvement
+from kdsd.metrics.asr import word_error_rate
+from kdsd.metrics.composite import composite, log_spectral_distance
 from kdsd.metrics.dnsmos import dnsmos
-from kdsd.metrics.intrusive import INTRUSIVE_METRICS, score_utterance
+from kdsd.metrics.intrusive import INTRUSIVE_METRICS, is_silent, score_utterance
+from kdsd.metrics.speaker import speaker_similarity
 from kdsd.models.io import load_model
 from kdsd.references import availability, denoise, describe
 
@@ -29,28 +34,65 @@ META_COLUMNS = ("utt_id", "test_set", "noise_family", "snr_db")
 
 
 SKIPPED_REASON = "secondary metrics not computed for this seed (evaluation.secondary_metric_seeds)"
+# The recogniser's own WER on the clean reference (its floor on this speech), in the input table.
+CLEAN_WER = "clean_wer"
+
+
+def _audible(reference: np.ndarray) -> np.ndarray:
+    if is_silent(reference):
+        raise ValueError("silent reference: nothing to score against")
+    return reference
+
+
+# Secondary metric groups beyond PESQ-NB and DNSMOS P.835: group -> scorer(reference, estimate, text).
+GROUP_SCORERS = {
+    "composite": lambda ref, est, text: composite(_audible(ref), est),
+    "lsd": lambda ref, est, text: {"lsd": log_spectral_distance(_audible(ref), est)},
+    "wer": lambda ref, est, text: {"wer": word_error_rate(text, est)},  # no text: ValueError
+    "speaker_similarity": lambda ref, est, text: {"spk_sim": speaker_similarity(_audible(ref), est)},
+}
+
+
+def _group_scores(reference, estimate, text: str, groups) -> tuple[dict, list[str]]:
+    """Every group's columns; a group that cannot score this pair gives NaNs and its reason."""
+    values, reasons = {}, []
+    for group in groups:
+        try:
+            values.update(GROUP_SCORERS[group](reference, estimate, text))
+        except (PesqError, ValueError) as exc:
+            values.update(dict.fromkeys(group_columns(group), float("nan")))
+            reasons.append(f"{group}: {exc}".splitlines()[0])
+    return values, reasons
 
 
 def _score_one(args):
-    utt_id, reference, estimate, secondary = args
+    utt_id, reference, estimate, text, secondary, disabled = args
     metrics = INTRUSIVE_METRICS if secondary else CORE_METRICS
     values, reason = score_utterance(reference, estimate, metrics=metrics)
+    reasons = [reason]
     if secondary:
-        values.update(dnsmos(estimate))  # non-intrusive: the estimate alone
+        values.update(dnsmos(estimate, p808="dnsmos_p808" not in disabled))  # the estimate alone
+        extra, group_reasons = _group_scores(reference, estimate, text,
+                                             [g for g in GROUP_SCORERS if g not in disabled])
+        values.update(extra)
+        reasons += group_reasons
+        if disabled:
+            reasons.append(f"{', '.join(disabled)}: turned off (evaluation.metrics)")
     else:
-        values.update(dict.fromkeys(SECONDARY_METRICS, float("nan")))
-        reason = "; ".join(filter(None, [reason, SKIPPED_REASON]))
-    return {"utt_id": utt_id, **values, "nan_reason": reason}
+        reasons.append(SKIPPED_REASON)
+    values = {m: values.get(m, float("nan")) for m in METRICS}
+    return {"utt_id": utt_id, **values, "nan_reason": "; ".join(filter(None, reasons))}
 
 
-def score_many(items, workers: int, secondary: bool = True, pool=None) -> pd.DataFrame:
-    """``items``: iterable of (utt_id, reference, estimate); ``secondary=False`` leaves the
-    ``SECONDARY_METRICS`` columns NaN (their reason in ``nan_reason``). ``pool``: an open
-    ``worker_pool`` to reuse across calls; without one, ``workers`` > 1 opens its own."""
+def score_many(items, workers: int, secondary: bool = True, pool=None, disabled=()) -> pd.DataFrame:
+    """``items``: iterable of (utt_id, reference, estimate, text); ``secondary=False`` leaves the
+    ``SECONDARY_METRICS`` columns NaN (their reason in ``nan_reason``), as do ``disabled``
+    metric groups (``METRIC_GROUPS``). ``pool``: an open ``worker_pool`` to reuse across calls;
+    without one, ``workers`` > 1 opens its own."""
     if pool is None and workers > 1:
         with worker_pool(workers) as own:
-            return score_many(items, workers, secondary, own)
-    items = [(*item, secondary) for item in items]
+            return score_many(items, workers, secondary, own, disabled)
+    items = [(*item, secondary, tuple(disabled)) for item in items]
     rows = list(pool.map(_score_one, items, chunksize=4)) if pool else [_score_one(i) for i in items]
     return pd.DataFrame(rows, columns=["utt_id", *METRICS, "nan_reason"])
 
@@ -81,36 +123,49 @@ def _load_pairs(manifest_path: Path):
         yield row, *read_pair(root / row.clean_path, root / row.noisy_path)
 
 
-def score_input(manifests: list, out_csvs: list, workers: int = 1) -> list[Path]:
-    """Scores of the unprocessed noisy input of each test set, columns ``input_<metric>``."""
+def _text(row) -> str:
+    """The row's transcript; an empty cell reads as NaN, an all-digit one as a number."""
+    return "" if pd.isna(row.text) else str(row.text)
+
+
+def _clean_wer(clean, text: str) -> float:
+    return word_error_rate(text, clean) if text else float("nan")
+
+
+def score_input(manifests: list, out_csvs: list, workers: int = 1, disabled=()) -> list[Path]:
+    """Scores of the unprocessed noisy input of each test set, columns ``input_<metric>``, and
+    ``clean_wer``: the recogniser's WER on the clean reference (NaN without text or with WER off)."""
     written = []
     with worker_pool(workers) as pool:
         for manifest_path, out_csv in paths_per_test_set(manifests, outputs=out_csvs):
             meta, items = [], []
             for row, clean, noisy in _load_pairs(manifest_path):
+                wer_on = "wer" not in disabled
                 meta.append({"utt_id": row.utt_id, "test_set": row.split, "noise_family": row.noise_family,
-                             "snr_db": row.snr_db})
-                items.append((row.utt_id, clean, noisy))
-            scores = score_many(items, workers, pool=pool).rename(
+                             "snr_db": row.snr_db,
+                             CLEAN_WER: _clean_wer(clean, _text(row)) if wer_on else float("nan")})
+                items.append((row.utt_id, clean, noisy, _text(row)))
+            scores = score_many(items, workers, pool=pool, disabled=disabled).rename(
                 columns={m: f"input_{m}" for m in METRICS} | {"nan_reason": "input_nan_reason"})
             written.append(write_csv(pd.DataFrame(meta).merge(scores, on="utt_id"), out_csv))
     return written
 
 
 def score_denoiser(denoise, identity: dict, manifests: list, input_csvs: list, out_csvs: list,
-                   workers: int = 1, secondary: bool = True) -> list[Path]:
+                   workers: int = 1, secondary: bool = True, disabled=()) -> list[Path]:
     """Score ``denoise(noisy) -> estimate`` on each test set; ``identity`` fills the id columns."""
     written = []
     with worker_pool(workers) as pool:
         test_sets = paths_per_test_set(manifests, input_scores=input_csvs, outputs=out_csvs)
         for manifest_path, input_csv, out_csv in test_sets:
             inputs = pd.read_csv(input_csv)
-            items = [(row.utt_id, clean, denoise(noisy)) for row, clean, noisy in _load_pairs(manifest_path)]
-            scores = inputs.merge(score_many(items, workers, secondary, pool), on="utt_id", how="inner")
+            items = [(row.utt_id, clean, denoise(noisy), _text(row))
+                     for row, clean, noisy in _load_pairs(manifest_path)]
+            scores = inputs.merge(score_many(items, workers, secondary, pool, disabled), on="utt_id", how="inner")
             if len(scores) != len(inputs):
                 raise KdsdError(f"{input_csv}: utterances do not match {manifest_path}")
             for m in METRICS:
-                scores[f"{m}_i"] = scores[m] - scores[f"input_{m}"]
+                scores[f"{m}_i"] = improvement(m, scores[m], scores[f"input_{m}"])
             for key, value in reversed(identity.items()):
                 scores.insert(1, key, value)
             written.append(write_csv(scores, out_csv))
@@ -118,13 +173,13 @@ def score_denoiser(denoise, identity: dict, manifests: list, input_csvs: list, o
 
 
 def score_model(model_path: str | Path, model_name: str, manifests: list, input_csvs: list,
-                out_csvs: list, workers: int = 1, secondary: bool = True) -> list[Path]:
+                out_csvs: list, workers: int = 1, secondary: bool = True, disabled=()) -> list[Path]:
     model, payload = load_model(model_path)
     identity = {"model": model_name, "kind": payload.get("role", "unknown"),
                 "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
                 "seed": payload.get("seed", -1), "params": payload.get("params", np.nan)}
     return score_denoiser(lambda noisy: enhance_wave(model, noisy), identity, manifests,
-                          input_csvs, out_csvs, workers, secondary)
+                          input_csvs, out_csvs, workers, secondary, disabled)
 
 
 def reference_identity(name: str) -> dict:
@@ -133,7 +188,7 @@ def reference_identity(name: str) -> dict:
 
 
 def score_reference(name: str, manifests: list, input_csvs: list, out_csvs: list,
-                    workers: int = 1) -> list[Path]:
+                    workers: int = 1, disabled=()) -> list[Path]:
     """Score an external reference denoiser; one that cannot run here leaves header-only tables
     (its reason is in the reference's cost record), so the rest of the DAG goes on."""
     ok, reason = availability(name)
@@ -146,4 +201,4 @@ def score_reference(name: str, manifests: list, input_csvs: list, out_csvs: list
             written.append(write_csv(pd.DataFrame(columns=list(dict.fromkeys(columns))), out_csv))
         return written
     return score_denoiser(lambda noisy: denoise(name, noisy), reference_identity(name),
-                          manifests, input_csvs, out_csvs, workers)
+                          manifests, input_csvs, out_csvs, workers, disabled=disabled)

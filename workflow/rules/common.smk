@@ -4,13 +4,17 @@ import shlex
 
 from kdsd.cluster import capped_threads, is_slurm, local_cores_claimed, threads_of_claim
 from kdsd.corpus import sources
-from kdsd.metrics import CORE_METRICS, METRICS
+from kdsd.metrics import CORE_METRICS, METRIC_INFO, METRICS
 from kdsd.train.jobs import check_students, run_scenarios, student_job_config
 
 # A score table's columns follow kdsd's metric list; as a rule param, a change to that list
 # makes Snakemake rescore instead of mixing old and new tables.
-METRICS_PARAM = ",".join(METRICS)
+# Metric groups switched off (evaluation.metrics) drop out of the param too, so a switch rescores.
+METRICS_OFF = [group for group, on in config["evaluation"]["metrics"].items() if not on]
+METRICS_ON = [m for m in METRICS if METRIC_INFO[m].group not in METRICS_OFF]
+METRICS_PARAM = ",".join(METRICS_ON)
 CORE_METRICS_PARAM = ",".join(CORE_METRICS)
+METRICS_OFF_ARG = f" --metrics-off {' '.join(METRICS_OFF)}" if METRICS_OFF else ""
 
 RESULTS = "results"
 # Folders missing on disk or test sets the corpus lacks stop the run here, before any job.

@@ -33,7 +33,7 @@ rule score_input:
         runtime=120,
     shell:
         "kdsd score-input --manifest {input.manifests} --out {output.scores}"
-        " --threads {resources.job_threads} > {log} 2>&1"
+        " --threads {resources.job_threads}" + METRICS_OFF_ARG + " > {log} 2>&1"
 
 
 rule score_model:
@@ -58,7 +58,7 @@ rule score_model:
     shell:
         "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifests}"
         " --input-scores {input.input_scores} --out {output.scores}{params.core_only}"
-        " --threads {resources.job_threads} > {log} 2>&1"
+        " --threads {resources.job_threads}" + METRICS_OFF_ARG + " > {log} 2>&1"
 
 
 rule model_cost:
@@ -97,7 +97,8 @@ rule score_reference:
         runtime=120,
     shell:
         "kdsd score-reference --name {wildcards.reference} --manifest {input.manifests}"
-        " --input-scores {input.input_scores} --out {output.scores} --threads {resources.job_threads} > {log} 2>&1"
+        " --input-scores {input.input_scores} --out {output.scores} --threads {resources.job_threads}"
+        + METRICS_OFF_ARG + " > {log} 2>&1"
 
 
 rule reference_cost:
