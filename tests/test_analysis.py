@@ -338,3 +338,17 @@ def test_secondary_metrics_get_their_own_table_with_the_wer_floor():
     assert wer == pytest.approx(2.4, abs=0.05)  # simulate_scores: 2 + 0.05 × the teacher's ~8 dB gain
     assert teacher.endswith(f"| {wer - 0.25:.{METRIC_INFO['wer'].digits}f} |")
     assert "Clean-reference WER on this test set (the recogniser's floor on this speech): 0.250." in text
+
+
+def test_model_table_shows_onnx_speed_latency_and_marks_causal_students(scores):
+    from kdsd.analysis.pipeline import with_costs
+    from kdsd.analysis.tables import markdown_table
+
+    table = summary_table(scores)
+    costs = _costs(table).assign(rtf_onnx_1thread=0.002, latency_ms=104.0, causal=False)
+    costs.loc[costs.method == "cosine", ["latency_ms", "causal"]] = [32.0, True]
+    text = markdown_table(with_costs(table, costs).query("test_set == 'dev'"))
+    assert "| RTF ONNX | Latency (ms) |" in text
+    cosine = next(line for line in text.splitlines() if "cosine" in line)
+    assert "(causal) · cosine" in cosine and "| 0.0020 | 32 |" in cosine
+    assert "(causal)" not in next(line for line in text.splitlines() if "· none" in line)

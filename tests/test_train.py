@@ -239,6 +239,12 @@ def test_a_student_job_reads_only_its_scenario_and_method():
     grown["kd"]["hint"] = {"kd_weight": 3.0}
     assert student_job_config(grown, "half", "cosine_mse") == job
     assert student_job_config(grown, "half", "none")["kd"] == {}
+    # The causal option at its default (the schema fills it into every scenario) is not part of
+    # the job: students trained before the option existed keep their params; causal: true is.
+    grown["students"]["scenarios"]["half"]["causal"] = False
+    assert student_job_config(grown, "half", "cosine_mse") == job
+    grown["students"]["scenarios"]["half"]["causal"] = True
+    assert student_job_config(grown, "half", "cosine_mse")["students"]["scenarios"]["half"]["causal"] is True
     # The variant's base options are part of it: changing them changes the job.
     grown["kd"]["cosine"]["kd_weight"] = 1.0
     assert student_job_config(grown, "half", "cosine_mse")["kd"]["cosine"]["kd_weight"] == 1.0

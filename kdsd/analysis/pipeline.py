@@ -20,7 +20,7 @@ from kdsd.atomic import write_csv
 from kdsd.provenance import versions
 
 COST_KEYS = ["kind", "method", "scenario"]
-COST_COLUMNS = ["macs_per_s", "rtf_1thread"]
+COST_COLUMNS = ["macs_per_s", "rtf_1thread", "rtf_onnx_1thread", "latency_ms"]
 
 
 def model_id(history_path: str | Path) -> str:
@@ -35,7 +35,10 @@ def load_costs(cost_paths) -> pd.DataFrame:
 
 def with_costs(table: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     """Median cost over seeds per model type (seeds share the architecture) joined to the table."""
-    per_model = costs.groupby(COST_KEYS, as_index=False)[COST_COLUMNS].median()
+    columns = [c for c in COST_COLUMNS if c in costs.columns]  # cost records older than a column lack it
+    per_model = costs.groupby(COST_KEYS, as_index=False)[columns].median()
+    if "causal" in costs.columns:  # one architecture per model type: any seed's flag
+        per_model = per_model.merge(costs.groupby(COST_KEYS, as_index=False)["causal"].first(), on=COST_KEYS)
     return table.merge(per_model, on=COST_KEYS, how="left")
 
 

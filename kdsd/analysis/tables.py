@@ -28,7 +28,9 @@ def model_label(row: pd.Series) -> str:
         return str(row["kind"])
     if row["kind"] == "reference":
         return f"{row['method']} (external)"
-    return f"{row['scenario']} · {row['method']}"
+    flag = row.get("causal")
+    causal = " (causal)" if pd.notna(flag) and bool(flag) and "causal" not in str(row["scenario"]) else ""
+    return f"{row['scenario']}{causal} · {row['method']}"
 
 
 def format_params(params) -> str:
@@ -81,7 +83,7 @@ def markdown_table(rows: pd.DataFrame) -> str:
     """One compact Markdown table for the rows of a single test set (model summaries)."""
     gain = f"Δ{metric_label(HEADLINE)}"
     head = ["Model", *(metric_label(m) for m in TABLE_METRICS), gain, f"{gain} 95 % CI",
-            "Params", "MMAC/s", "RTF", "Epochs", f"Retained {gain} [95 % CI]"]
+            "Params", "MMAC/s", "RTF", "RTF ONNX", "Latency (ms)", "Epochs", f"Retained {gain} [95 % CI]"]
     lines = [_markdown_row(head), _markdown_row(["---"] + ["---:"] * (len(head) - 1))]
     for _, row in rows.iterrows():
         cells = [model_label(row)]
@@ -90,7 +92,8 @@ def markdown_table(rows: pd.DataFrame) -> str:
         cells += [format_mean_std(mean, row[f"{HEADLINE}_i_std"], metric_digits(HEADLINE)),
                   format_interval(mean - half, mean + half)]
         cells += [format_params(row["params"]), _format_cost(row.get("macs_per_s"), 1e-6, 1),
-                  _format_cost(row.get("rtf_1thread"), 1.0, 4), _format_cost(row.get("epochs"), 1.0, 0),
+                  _format_cost(row.get("rtf_1thread"), 1.0, 4), _format_cost(row.get("rtf_onnx_1thread"), 1.0, 4),
+                  _format_cost(row.get("latency_ms"), 1.0, 0), _format_cost(row.get("epochs"), 1.0, 0),
                   _retained_cell(row)]
         lines.append(_markdown_row(cells))
     return "\n".join(lines)
@@ -118,7 +121,9 @@ MODEL_LEGEND = (f"Metric columns: mean ± SD (standard deviation, not an interva
                 f"is signed so that positive is better); 95 % CI: Student-t interval over "
                 f"seeds (– with one seed). MMAC/s: "
                 f"million multiply-accumulates per second of 16 kHz audio (PyTorch FLOP counter; "
-                f"convolutions only). RTF: real-time factor on one CPU thread. Epochs: the student's training "
+                f"convolutions only). RTF: real-time factor on one CPU thread (PyTorch; RTF ONNX: onnxruntime, "
+                f"students' exported model.onnx). Latency: algorithmic latency (window + look-ahead; "
+                f"cost.csv's latency_source for the references). Epochs: the student's training "
                 f"budget (median over seeds; tables/budgets.csv). Retained = student "
                 f"Δ{metric_label(HEADLINE)} / teacher Δ{metric_label(HEADLINE)} on the same utterances, "
                 f"mean and 95 % t interval over seeds, only where the teacher gains enough.")

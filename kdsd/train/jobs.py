@@ -89,10 +89,16 @@ def student_job_config(cfg: dict, scenario_name: str, method_name: str) -> dict:
     students, kd = cfg["students"], cfg.get("kd", {})
     names = sorted({method_name, base_method(kd, method_name)} & set(kd))
     return {"students": {"train": students["train"],
-                         "scenarios": {scenario_name: students["scenarios"][scenario_name]},
+                         "scenarios": {scenario_name: _job_scenario(students["scenarios"][scenario_name])},
                          "method_files": students.get("method_files", [])},
             "kd": {name: kd[name] for name in names},
             "loss": cfg["loss"]}
+
+
+def _job_scenario(scenario: dict) -> dict:
+    """A scenario as its job sees it: ``causal: false`` (the schema default) is left out, so the
+    params and fingerprints of students trained before the option existed stay the same."""
+    return {key: value for key, value in scenario.items() if not (key == "causal" and value is False)}
 
 
 def run_scenarios(students_cfg: dict) -> list[str]:
