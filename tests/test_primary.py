@@ -287,3 +287,14 @@ def test_unequal_training_budgets_are_stated_beside_the_comparison(tmp_path):
     caveat = budget_caveat(budgets.reset_index(), "cosine", ("none", "sp2step"))
     assert caveat == ("\n- Unequal budgets: `sp2step` students train 7 epochs, `cosine` students 5: the "
                       "comparison with `sp2step` compares methods and budgets together.")
+
+
+def test_without_teacher_scores_the_claim_is_not_testable_instead_of_an_error():
+    scores = _study_scores(seeds=3)
+    analysis = analyse(scores[scores.kind != "teacher"],
+                       pd.DataFrame(columns=["kind", "method", "scenario", "macs_per_s", "rtf_1thread"]),
+                       AnalysisSettings())
+    trend = analysis.primary[analysis.primary.test == "trend"]
+    assert set(trend.verdict) == {"not testable"} and trend.p.isna().all()
+    assert set(analysis.claim.claim) == {"not testable"} and set(analysis.claim.most_compressed) == {""}
+    assert (analysis.primary.loc[analysis.primary.test == "level", "n_seeds"] == 3).all()

@@ -47,7 +47,8 @@ def retained_runs(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSet
         wide = wide[runs]
         teacher_gain = teacher.get(test_set, pd.Series(dtype=float)).reindex(wide.index)
         scored = wide.loc[:, wide.notna().any()]  # a run with no finite score drops out, not the cell
-        keep = scored.notna().all(axis=1) & teacher_gain.notna()
+        # the teacher's utterances too, unless there is no teacher score at all (gains still count)
+        keep = scored.notna().all(axis=1) & (teacher_gain.notna() | teacher_gain.isna().all())
         t_gain = float(teacher_gain[keep].mean()) if keep.any() else math.nan
         frame = pd.DataFrame({"method": [m for m, _ in runs], "seed": [s for _, s in runs],
                               "gain": wide.loc[keep].mean(axis=0).to_numpy() if keep.any() else math.nan})

@@ -102,9 +102,18 @@ def retained_gap(cells: CellGains, min_teacher_gain_db: float) -> np.ndarray:
     return ratio.sum(axis=1) / np.where(counts > 0, counts, np.nan)
 
 
+def most_compressed(cells: CellGains) -> int | None:
+    """Index of the most compressed scenario (None without compression figures, e.g. no teacher)."""
+    x = cells.log2_compression
+    return int(np.nanargmax(x)) if np.isfinite(x).any() else None
+
+
 def lead_at_most_compressed(cells: CellGains) -> np.ndarray:
     """Per seed, the mean of d over test sets at the most compressed scenario."""
-    d = cells.diffs[int(np.nanargmax(cells.log2_compression))]
+    index = most_compressed(cells)
+    if index is None:
+        return np.full(cells.diffs.shape[-1], np.nan)
+    d = cells.diffs[index]
     return np.where(np.isfinite(d).all(axis=0), d.mean(axis=0), np.nan)
 
 
@@ -257,7 +266,8 @@ def claim_table(runs: pd.DataFrame, primary: pd.DataFrame, settings: AnalysisSet
     for _, trend in primary[primary["test"] == TREND].iterrows():
         cells = cell_gains(runs, settings.primary.method, trend["baseline"])
         lead = seed_test(lead_at_most_compressed(cells))
-        scenario = cells.scenarios[int(np.nanargmax(cells.log2_compression))]
+        index = most_compressed(cells)
+        scenario = cells.scenarios[index] if index is not None else ""
         rows.append({"baseline": trend["baseline"], "trend_verdict": trend["verdict"],
                      "most_compressed": scenario, "lead_db": lead["mean_diff"], "lead_n_seeds": lead["n_seeds"],
                      "lead_ci95_low": lead["ci95_low"], "lead_ci95_high": lead["ci95_high"],
