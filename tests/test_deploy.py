@@ -12,7 +12,7 @@ import torch
 from kdsd.corpus.manifest import read_manifest
 from kdsd.corpus.synthetic import build_split
 from kdsd.distill import get_method
-from kdsd.enhance import (onnx_frame_mask, stream_file, stream_wave, time_radius_frames,
+from kdsd.enhance import (onnx_frame_mask, stream_wave, time_radius_frames,
                           torch_frame_mask)
 from kdsd.errors import KdsdError
 from kdsd.losses import SupervisedLoss

@@ -21,7 +21,7 @@ from kdsd.audio import read_pair
 from kdsd.corpus.manifest import read_manifest
 from kdsd.enhance import enhance_wave
 from kdsd.errors import KdsdError
-from kdsd.metrics import CORE_METRICS, METRICS, SECONDARY_METRICS, group_columns, improvement
+from kdsd.metrics import CORE_METRICS, METRICS, group_columns, improvement
 from kdsd.metrics.asr import word_error_rate
 from kdsd.metrics.composite import composite, log_spectral_distance
 from kdsd.metrics.dnsmos import dnsmos
