@@ -41,11 +41,20 @@ def cmd_train_teacher(args) -> None:
 
 
 def cmd_distill(args) -> None:
-    from kdsd.train.jobs import distill_student
+    from kdsd.metrics.cost import export_student
+    from kdsd.models.io import load_model
+    from kdsd.train.groups import write_job_record
+    from kdsd.train.jobs import StudentJob, distill_students
 
     _threads(args)
-    distill_student(json.loads(args.config_json), args.teacher, args.method, args.scenario,
-                    args.seed, args.train, args.valid, args.out)
+    students = json.loads(args.students_json)
+    jobs = [StudentJob(s["job"]["config"], s["method"], s["scenario"], s["out"]) for s in students]
+    models = distill_students(jobs, args.teacher, args.seed, args.train, args.valid)
+    for student, model_path in zip(students, models):
+        model, payload = load_model(model_path)
+        export_student(model, payload, student["name"], Path(student["out"]) / "model.onnx", student["cost"])
+        # last: a student with its record is finished (kdsd/train/groups.py)
+        write_job_record(student["out"], student["job"])
 
 
 def cmd_score_input(args) -> None:
@@ -64,10 +73,12 @@ def cmd_score(args) -> None:
 
 
 def cmd_cost(args) -> None:
-    from kdsd.metrics.cost import write_model_cost, write_reference_cost
+    from kdsd.metrics.cost import write_model_cost, write_reference_cost, write_scenario_timing
 
     if args.reference:
         write_reference_cost(args.reference, args.out)
+    elif args.scenario_timing:
+        write_scenario_timing(args.model, args.onnx, args.scenario_timing, args.out)
     else:
         write_model_cost(args.model, args.name, args.out, onnx_out=args.onnx_out)
 
@@ -225,17 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--utterances", type=int, default=24, help="utterances per measurement")
 
-    for name, func, help_ in (("train-teacher", cmd_train_teacher, "train the teacher"),
-                              ("distill", cmd_distill, "distill one student")):
-        p = add(name, func, help_)
-        p.add_argument("--config-json", required=True)
+    p = add("train-teacher", cmd_train_teacher, "train the teacher")
+    p.add_argument("--config-json", required=True)
+    p.add_argument("--out", required=True, help="model folder")
+    p = add("distill", cmd_distill, "distill students side by side (one seed, one teacher)")
+    p.add_argument("--students-json", required=True,
+                   help='[{"scenario", "method", "name": model id, "out": model folder, "cost": cost '
+                        'JSON, "job": {"config": the job config, ...}}, ...]: the students to '
+                        'train together')
+    p.add_argument("--teacher", required=True, help="teacher model.pt")
+    p.add_argument("--seed", type=int, required=True)
+    for p in (sub.choices["train-teacher"], p):
         p.add_argument("--train", required=True, help="train manifest.csv")
         p.add_argument("--valid", required=True, help="valid manifest.csv (checkpoint choice)")
-        p.add_argument("--out", required=True, help="model folder")
-    p.add_argument("--teacher", required=True, help="teacher model.pt")
-    p.add_argument("--method", required=True)
-    p.add_argument("--scenario", required=True)
-    p.add_argument("--seed", type=int, required=True)
 
     p = add("score-input", cmd_score_input, "score the noisy input of test sets")
     add_test_set_paths(p, input_scores=False)
@@ -258,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="JSON file")
     p.add_argument("--onnx-out", help="with --model: keep its ONNX export here (model.onnx; a "
                    "causal model's streaming graph goes beside it as model.stream.onnx)")
+    p.add_argument("--scenario-timing", metavar="SCENARIO",
+                   help="with --model and --onnx: only the RTFs, as the timing of this scenario")
+    p.add_argument("--onnx", help="the ONNX export of --model (with --scenario-timing)")
 
     p = add("bench-scoring", cmd_bench_scoring, "print utterances scored per second per worker count")
     p.add_argument("--manifest", required=True, help="a test-set manifest.csv")

@@ -1,4 +1,6 @@
 """The whole DAG on the smoke preset: real TTS, training, scoring and report, with Snakemake."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -155,5 +157,12 @@ def test_new_methods_and_seeds_train_only_the_new_students(smoke_run, tmp_path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
     new_students = len(smoke["methods"]) + len(smoke["seeds"]) + 1  # seed 3 of each; the variant's 3
-    assert jobs["distill_student"] == jobs["score_model"] == new_students, jobs
+    assert jobs["score_model"] == new_students, jobs
+    # students train side by side, one group job per seed, each holding only its new students
+    groups = {rule: n for rule, n in jobs.items() if rule.startswith("distill_students_")}
+    assert groups == {f"distill_students_seed{s}": 1 for s in (1, 2, 3)}, jobs
+    planned_models = set(re.findall(r"results/models/students/(\S+?)/model\.pt", dry.stdout + dry.stderr))
+    scenario = smoke["run_scenarios"][0] if smoke.get("run_scenarios") else next(iter(smoke["scenarios"]))
+    assert planned_models == ({f"{scenario}/cosine_mse/seed{s}" for s in (1, 2, 3)}
+                              | {f"{scenario}/{m}/seed3" for m in smoke["methods"]}), planned_models
     assert "train_teacher" not in jobs and "build_corpus_split" not in jobs, jobs

@@ -148,10 +148,16 @@ def test_kd_sweep_trains_students_and_never_scores_a_test_set(tmp_path, env_with
     sweep = yaml.safe_load((REPO / "workflow" / "presets" / "kd_sweep.yaml").read_text())["students"]
     students = len(sweep["methods"]) * len(sweep["run_scenarios"]) * len(sweep["seeds"])
     assert students == 11 * 1 * 2
-    assert jobs == {"build_corpus_split": 2, "train_teacher": 1, "distill_student": students, "kd_weights": 1}
+    # one side-by-side training job per seed
+    assert jobs == {"build_corpus_split": 2, "train_teacher": 1, "kd_weights": 1,
+                    **{f"distill_students_seed{s}": 1 for s in sweep["seeds"]}}
 
 
 def test_ablation_preset_runs_its_variants_on_one_scenario(tmp_path, env_with_venv):
     jobs = _planned_jobs(tmp_path, env_with_venv, "ablations.yaml")
-    assert jobs["distill_student"] == 6 * 3 and jobs["ablation_table"] == 1 and jobs["runtime_table"] == 1
+    ablations = yaml.safe_load((REPO / "workflow" / "presets" / "ablations.yaml").read_text())["students"]
+    assert len(ablations["methods"]) == 6 and len(ablations["seeds"]) == 3
+    assert {rule for rule in jobs if rule.startswith("distill_")} == {
+        f"distill_students_seed{s}" for s in ablations["seeds"]}
+    assert jobs["score_model"] == 6 * 3 and jobs["ablation_table"] == 1 and jobs["runtime_table"] == 1
     assert "score_reference" not in jobs

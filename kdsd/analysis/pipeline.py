@@ -29,8 +29,21 @@ def model_id(history_path: str | Path) -> str:
     return "/".join(parts[parts.index("models") + 1:]) if "models" in parts else Path(history_path).parent.name
 
 
+TIMING_COLUMNS = ("rtf_1thread", "rtf_onnx_1thread")
+
+
 def load_costs(cost_paths) -> pd.DataFrame:
-    return pd.DataFrame([json.loads(Path(p).read_text()) for p in cost_paths])
+    """Cost records, one per model; a student without timings of its own takes its scenario's
+    (``scenario_timing`` records: the students of a scenario share one architecture)."""
+    records = [json.loads(Path(p).read_text()) for p in cost_paths]
+    timings = {r["scenario"]: r for r in records if r.get("kind") == "scenario_timing"}
+    models = [r for r in records if r.get("kind") != "scenario_timing"]
+    for record in models:
+        timed = timings.get(record.get("scenario")) if record.get("kind") == "student" else None
+        for column in TIMING_COLUMNS if timed else ():
+            if record.get(column) is None or record[column] != record[column]:  # missing or NaN
+                record[column] = timed[column]
+    return pd.DataFrame(models)
 
 
 def with_costs(table: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:

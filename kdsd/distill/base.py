@@ -83,14 +83,17 @@ class DistillationMethod(nn.Module):
             self.teacher.eval()
         return self
 
-    def forward(self, noisy: torch.Tensor, clean: torch.Tensor, kd: bool = True):
-        """``kd=False`` (an epoch whose KD weight is zero): no teacher forward, ``L_kd = 0``."""
+    def forward(self, noisy: torch.Tensor, clean: torch.Tensor, kd: bool = True, teacher=None):
+        """``kd=False`` (an epoch whose KD weight is zero): no teacher forward, ``L_kd = 0``.
+        ``teacher(method, wave)``, when given, returns the teacher's ``(output, taps)`` in place of
+        :meth:`teacher_forward` (students trained side by side share one forward per batch)."""
         estimate, student_feats = self.student(noisy, return_features=True)
         losses = {"sup": self.sup_loss(estimate, clean)}
         if self.teacher is None or not kd:
             losses["kd"] = estimate.new_zeros(())
         else:
-            teacher_out, teacher_feats = self.teacher_forward(self.teacher_input(noisy, clean))
+            wave = self.teacher_input(noisy, clean)
+            teacher_out, teacher_feats = teacher(self, wave) if teacher else self.teacher_forward(wave)
             losses["kd"] = self.kd_loss(student_feats, teacher_feats, estimate, teacher_out)
         return estimate, losses
 

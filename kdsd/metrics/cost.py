@@ -123,18 +123,38 @@ def model_cost(model: nn.Module, *, repeats: int = 5, threads: int = 1,
                onnx_path=None) -> dict:
     """Deployment cost: parameters of ``model`` (no adapters), MACs per second, 1-thread RTF in
     PyTorch and (given its export ``onnx_path``) in onnxruntime, algorithmic latency in ms."""
+    return {**architecture_cost(model), **timing(model, onnx_path, repeats=repeats, threads=threads)}
+
+
+def architecture_cost(model: nn.Module) -> dict:
+    """What follows from the architecture alone (no timing): parameters, MACs, latency."""
+    return {"params": count_parameters(model), "macs_per_s": macs_per_second(model),
+            "latency_ms": model.algorithmic_latency_ms(SAMPLE_RATE),
+            "causal": bool(getattr(model, "causal", False))}
+
+
+def timing(model: nn.Module, onnx_path=None, *, repeats: int = 5, threads: int = 1) -> dict:
+    """1-thread real-time factors in PyTorch and, given its export, in onnxruntime."""
     from kdsd.models.export import OnnxDenoiser
 
     onnx_rtf = (real_time_factor(OnnxDenoiser(onnx_path, threads=threads), repeats=repeats)
                 if onnx_path is not None else float("nan"))
-    return {
-        "params": count_parameters(model),
-        "macs_per_s": macs_per_second(model),
-        "rtf_1thread": real_time_factor(model, repeats=repeats, threads=threads),
-        "rtf_onnx_1thread": onnx_rtf,
-        "latency_ms": model.algorithmic_latency_ms(SAMPLE_RATE),
-        "causal": bool(getattr(model, "causal", False)),
-    }
+    return {"rtf_1thread": real_time_factor(model, repeats=repeats, threads=threads),
+            "rtf_onnx_1thread": onnx_rtf}
+
+
+def cost_record(payload: dict, model_name: str, cost: dict) -> dict:
+    """A cost JSON record: the model's identity and training budget from its ``model.pt``
+    payload, and ``cost``."""
+    return {"model": model_name, "kind": payload.get("role", "unknown"),
+            "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
+            "seed": payload.get("seed", -1), **cost,
+            "adapter_params": payload.get("adapter_params", 0),
+            "base_method": payload.get("base_method", payload.get("method", "unknown")),
+            # the epoch chosen on `valid` (0: not recorded by an older model file)
+            "selected_epoch": payload.get("selected_epoch", 0),
+            "epochs_trained": len(payload.get("history", [])),
+            **payload.get("budget", {})}
 
 
 def write_model_cost(model_path, model_name: str, out_json, onnx_out=None) -> None:
@@ -142,13 +162,11 @@ def write_model_cost(model_path, model_name: str, out_json, onnx_out=None) -> No
 
     The model is exported to ONNX first (``onnx_out``, plus ``model.stream.onnx`` beside it for
     a causal model; a temporary folder when None), so the onnxruntime RTF is that of the file
-    users deploy and the export costs no job of its own.
+    users deploy.
     """
-    import json
     import tempfile
     from pathlib import Path
 
-    from kdsd.atomic import write_text
     from kdsd.models.export import export_all
     from kdsd.models.io import load_model
 
@@ -157,15 +175,37 @@ def write_model_cost(model_path, model_name: str, out_json, onnx_out=None) -> No
         onnx_path = Path(onnx_out) if onnx_out is not None else Path(scratch) / "model.onnx"
         export_all(model, onnx_path)
         cost = model_cost(model, onnx_path=onnx_path)
-    record = {"model": model_name, "kind": payload.get("role", "unknown"),
-              "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
-              "seed": payload.get("seed", -1), **cost,
-              "adapter_params": payload.get("adapter_params", 0),
-              "base_method": payload.get("base_method", payload.get("method", "unknown")),
-              # the epoch chosen on `valid` (0: not recorded by an older model file)
-              "selected_epoch": payload.get("selected_epoch", 0),
-              "epochs_trained": len(payload.get("history", []))}
-    write_text(out_json, json.dumps(record, indent=2) + "\n")
+    _write_json(out_json, cost_record(payload, model_name, cost))
+
+
+def export_student(model: nn.Module, payload: dict, model_name: str, onnx_out, cost_json) -> None:
+    """A trained student's deployable files and untimed cost record, written by its training
+    job: ``model.onnx`` (plus ``model.stream.onnx`` when causal) and its cost JSON, whose RTF
+    columns come from its scenario's timing (:func:`write_scenario_timing`; the students of a
+    scenario share one architecture)."""
+    from kdsd.models.export import export_all
+
+    export_all(model, onnx_out)
+    cost = {**architecture_cost(model), "rtf_1thread": float("nan"), "rtf_onnx_1thread": float("nan")}
+    _write_json(cost_json, cost_record(payload, model_name, cost))
+
+
+def write_scenario_timing(model_path, onnx_path, scenario: str, out_json) -> None:
+    """One-thread RTFs (PyTorch, onnxruntime) of a scenario's architecture, timed on one of its
+    students: every student of the scenario takes them (kdsd.analysis.pipeline.load_costs)."""
+    from kdsd.models.io import load_model
+
+    model, _ = load_model(model_path)
+    _write_json(out_json, {"kind": "scenario_timing", "scenario": scenario, "timed_model": str(model_path),
+                           **timing(model, onnx_path)})
+
+
+def _write_json(path, record: dict) -> None:
+    import json
+
+    from kdsd.atomic import write_text
+
+    write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 # Algorithmic latency of the references (ms) and where it comes from. Frame-based ones: the

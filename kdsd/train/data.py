@@ -33,6 +33,14 @@ class PairSet:
         pairs._tensors = {}
         return pairs
 
+    def first(self, count: int | None) -> "PairSet":
+        """The first ``count`` pairs, in manifest order (all of them when None or more)."""
+        if count is None or count >= len(self):
+            return self
+        subset = PairSet.from_arrays(self.noisy[:count], self.clean[:count])
+        subset.path, subset.table = self.path, self.table.iloc[:count]
+        return subset
+
     def __len__(self) -> int:
         return len(self.noisy)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +21,7 @@ from kdsd.losses import SupervisedLoss
 from kdsd.models.io import load_model, save_model
 from kdsd.models.unet import UNetDAE, count_parameters
 from kdsd.train.data import PairSet
-from kdsd.train.loop import TrainSettings, fit, seed_everything
+from kdsd.train.loop import Member, TrainSettings, fit_together, seed_everything
 
 
 def student_args(teacher_args: dict, scenario: dict) -> dict:
@@ -52,15 +54,42 @@ def distill_student(cfg: dict, teacher_path: str, method_name: str, scenario_nam
     ``method_name`` is a registered method or a named variant (``kd.<name>.method``); the model
     records it as ``method`` and the registered method behind it as ``base_method``.
     """
+    job = StudentJob(cfg, method_name, scenario_name, out_dir)
+    return distill_students([job], teacher_path, seed, train_manifest, valid_manifest)[0]
+
+
+@dataclass
+class StudentJob:
+    """One student of a training group: its job config (:func:`student_job_config`), method,
+    scenario and output folder."""
+    cfg: dict
+    method: str
+    scenario: str
+    out_dir: str
+
+
+def distill_students(jobs: list[StudentJob], teacher_path: str, seed: int, train_manifest: str,
+                     valid_manifest: str) -> list[Path]:
+    """Train the students of ``jobs`` (one seed) side by side on one teacher; each writes the
+    ``model.pt`` and ``history.csv`` it would write trained alone, bit for bit on a CPU."""
+    settings = [job.cfg["students"]["train"] for job in jobs]
+    if any(s != settings[0] for s in settings):
+        raise KdsdError("students trained together must share students.train settings")
     teacher, _ = load_model(teacher_path)
-    seed_everything(seed)
-    method, base = build_method(cfg, teacher, method_name, scenario_name)
-    extra = {"role": "student", "method": method_name, "base_method": base, "scenario": scenario_name,
-             "kd_options": resolve(cfg.get("kd", {}), method_name)[1],
-             "teacher": str(teacher_path), "adapter_params": method.adapter_parameter_count(),
-             "teacher_params": count_parameters(teacher)}
-    return _fit_and_save(method, cfg["students"]["train"], train_manifest, valid_manifest, out_dir,
-                         seed, cfg, extra)
+    members, extras = [], []
+    for job in jobs:
+        seed_everything(seed)  # each student starts from the weights it would get alone
+        method, base = build_method(job.cfg, teacher, job.method, job.scenario)
+        extra = {"role": "student", "method": job.method, "base_method": base, "scenario": job.scenario,
+                 "kd_options": resolve(job.cfg.get("kd", {}), job.method)[1],
+                 "teacher": str(teacher_path), "adapter_params": method.adapter_parameter_count(),
+                 "teacher_params": count_parameters(teacher)}
+        members.append(Member(method, Path(job.out_dir), _fingerprint(job.cfg, seed, extra)))
+        extras.append(extra)
+    train, valid = PairSet(train_manifest), PairSet(valid_manifest)
+    results = fit_together(members, train, valid, TrainSettings(**settings[0]), seed)
+    return [_save(member, best_state, history, train, job.cfg, seed, extra, settings[0])
+            for member, (best_state, history), job, extra in zip(members, results, jobs, extras)]
 
 
 def build_method(cfg: dict, teacher, method_name: str, scenario_name: str):
@@ -129,20 +158,41 @@ def check_students(cfg: dict) -> None:
 
 
 def _fit_and_save(method, train_cfg: dict, train_manifest, valid_manifest, out_dir, seed, cfg, extra):
-    out_dir = Path(out_dir)
-    settings = TrainSettings(**train_cfg)
     train, valid = PairSet(train_manifest), PairSet(valid_manifest)
-    fingerprint = hashlib.sha256(json.dumps([cfg, seed, extra], sort_keys=True, default=str)
-                                 .encode()).hexdigest()
-    best_state, history = fit(method, train, valid, settings, out_dir, seed, fingerprint)
-    student = method.student.cpu()
+    member = Member(method, Path(out_dir), _fingerprint(cfg, seed, extra))
+    best_state, history = fit_together([member], train, valid, TrainSettings(**train_cfg), seed)[0]
+    return _save(member, best_state, history, train, cfg, seed, extra, train_cfg)
+
+
+def _fingerprint(cfg: dict, seed: int, extra: dict) -> str:
+    """Identifies a job's configuration: a checkpoint written under another is not resumed."""
+    return hashlib.sha256(json.dumps([cfg, seed, extra], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _save(member: Member, best_state: dict, history: list[dict], train: PairSet, cfg: dict, seed: int,
+          extra: dict, train_cfg: dict) -> Path:
+    """Write ``model.pt`` (best weights, config, history, budget) and ``history.csv``; drop the
+    checkpoint the finished model supersedes."""
+    student = member.method.student.cpu()
     student.load_state_dict(best_state)
-    write_csv(pd.DataFrame(history), out_dir / "history.csv")
+    write_csv(pd.DataFrame(history), member.out_dir / "history.csv")
     extra = {**extra, "params": count_parameters(student), "train_seconds": train.seconds(),
-             "selected_epoch": selected_epoch(history)}
-    path = save_model(out_dir / "model.pt", student, config=cfg, seed=seed, history=history, extra=extra)
-    (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # the finished model supersedes it
+             "selected_epoch": selected_epoch(history),
+             "budget": training_budget(history, len(train), train_cfg["batch_size"])}
+    path = save_model(member.out_dir / "model.pt", student, config=cfg, seed=seed, history=history,
+                      extra=extra)
+    (member.out_dir / "checkpoint.pt").unlink(missing_ok=True)
     return path
+
+
+def training_budget(history: list[dict], n_train: int, batch_size: int) -> dict[str, int]:
+    """What a model's training cost, from its history: epochs, optimiser steps and the batches
+    that ran a teacher forward (KD weight ≠ 0), whether or not the forward was shared."""
+    steps_per_epoch = math.ceil(n_train / batch_size)
+    kd_epochs = sum(1 for h in history if h.get("w_kd", 0) != 0)
+    return {"epochs": len(history), "kd_epochs": kd_epochs,
+            "optimizer_steps": len(history) * steps_per_epoch,
+            "teacher_forwards": kd_epochs * steps_per_epoch}
 
 
 def selected_epoch(history: list[dict]) -> int:

@@ -34,6 +34,7 @@ class TrainSettings:
     grad_clip: float = 5.0
     compile: bool = False  # torch.compile the models (GPU speed; first epoch pays compilation)
     lr_schedule: str = "constant"  # or "cosine": per step from lr down to 0 over each phase
+    valid_utterances: int | None = None  # validate on the first n `valid` utterances (None: all)
     sample_rate: int = 16_000
 
 
@@ -95,46 +96,92 @@ def prepare_device(method: DistillationMethod, device: torch.device, compile_mod
                 model.compile()
 
 
+@dataclass
+class Member:
+    """One student of a side-by-side group: its method (student, shared teacher, adapters), its
+    output folder (checkpoint) and the fingerprint of its job's configuration."""
+    method: DistillationMethod
+    out_dir: Path
+    fingerprint: str = ""
+
+
+@dataclass
+class _Run:
+    """A member's training state in the loop."""
+    member: Member
+    optimiser: torch.optim.Optimizer
+    state: dict
+    phases: list[range]
+    epochs: int
+
+
 def fit(method: DistillationMethod, train: PairSet, valid: PairSet, settings: TrainSettings,
         out_dir: str | Path, seed: int, fingerprint: str = "") -> tuple[dict, list[dict]]:
-    """Train ``method.student``; return its best-on-valid state dict and the per-epoch history.
+    """Train ``method.student`` alone; return its best-on-valid state dict and per-epoch history.
 
     ``fingerprint`` identifies the job's configuration: a checkpoint left by a run with another
     configuration is not resumed (training starts afresh).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    return fit_together([Member(method, Path(out_dir), fingerprint)], train, valid, settings, seed)[0]
+
+
+def fit_together(members: list[Member], train: PairSet, valid: PairSet, settings: TrainSettings,
+                 seed: int) -> list[tuple[dict, list[dict]]]:
+    """Train several students side by side on the same batches; per member, as :func:`fit`.
+
+    One data pipeline and, per batch, one forward of each teacher on each input the members ask
+    for (encoder only unless a member needs the decoder). Each member keeps its own optimiser,
+    learning-rate schedule, epochs, checkpoint, resume and selection on ``valid``, so a student
+    trained here is bit-identical (CPU) to the same student trained alone: grouping is an
+    execution choice, not part of the experiment.
+    """
     device = pick_device()
     seed_everything(seed)
-    prepare_device(method, device, settings.compile)
-    optimiser = _new_optimiser(method, settings)
-    state = _resume(out_dir / "checkpoint.pt", method, optimiser, fingerprint)
+    valid = valid.first(settings.valid_utterances)
+    runs = []
+    for member in members:
+        member.out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_device(member.method, device, settings.compile)
+        optimiser = _new_optimiser(member.method, settings)
+        state = _resume(member.out_dir / "checkpoint.pt", member.method, optimiser, member.fingerprint)
+        epochs = member.method.schedule_epochs(settings.epochs)
+        runs.append(_Run(member, optimiser, state, training_phases(member.method, settings.epochs), epochs))
     segment = int(settings.segment_s * settings.sample_rate)
-
-    phases = training_phases(method, settings.epochs)
     n_batches = math.ceil(len(train) / settings.batch_size)
-    for epoch in range(state["next_epoch"], method.schedule_epochs(settings.epochs)):
+    first_epoch = min((run.state["next_epoch"] for run in runs), default=0)
+    for epoch in range(first_epoch, max((run.epochs for run in runs), default=0)):
+        active = [run for run in runs if run.state["next_epoch"] <= epoch < run.epochs]
         started = time.time()
-        if method.resets_optimiser_at(epoch, settings.epochs):
-            optimiser = _new_optimiser(method, settings)  # e.g. a switch to another objective
-        w_sup, w_kd = method.loss_weights(epoch, settings.epochs)
-        lrs = epoch_learning_rates(settings, phases, epoch, n_batches)
-        sums = _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup, w_kd,
-                            device, lrs)
-        valid_si_sdr = validate(method.student, valid, device)
-        improved = valid_si_sdr > state["best_valid"]
-        if improved:
-            state["best_valid"] = valid_si_sdr
-            state["best_state"] = copy.deepcopy({k: v.cpu() for k, v in method.student.state_dict().items()})
-        state["history"].append({
-            "epoch": epoch + 1, **sums, "valid_loss": -valid_si_sdr, "valid_si_sdr": valid_si_sdr,
-            "w_sup": w_sup, "w_kd": w_kd, "seconds": round(time.time() - started, 2),
-            "best": int(improved)})
-        print(f"epoch {epoch + 1}/{method.schedule_epochs(settings.epochs)}: train {sums['train_loss']:.3f} "
-              f"valid SI-SDR {valid_si_sdr:.2f} dB{' (best)' if improved else ''}", file=sys.stderr)
-        state["next_epoch"] = epoch + 1
-        _save_checkpoint(out_dir / "checkpoint.pt", method, optimiser, state, fingerprint)
-    return state["best_state"], state["history"]
+        for run in active:
+            if run.member.method.resets_optimiser_at(epoch, settings.epochs):
+                run.optimiser = _new_optimiser(run.member.method, settings)  # e.g. sp2step's step 2
+        sums = _train_epoch(active, train, settings, segment, seed, epoch, device, n_batches)
+        seconds = (time.time() - started) / len(active)  # the epoch's time, shared equally
+        for run, epoch_sums in zip(active, sums):
+            _end_epoch(run, epoch_sums, valid, device, settings, epoch, seconds)
+    return [(run.state["best_state"], run.state["history"]) for run in runs]
+
+
+def _end_epoch(run: _Run, sums: dict, valid: PairSet, device, settings: TrainSettings, epoch: int,
+               train_seconds: float) -> None:
+    """Validate one member after an epoch, keep its best weights, log and checkpoint."""
+    started = time.time()
+    method, state = run.member.method, run.state
+    w_sup, w_kd = method.loss_weights(epoch, settings.epochs)
+    valid_si_sdr = validate(method.student, valid, device)
+    improved = valid_si_sdr > state["best_valid"]
+    if improved:
+        state["best_valid"] = valid_si_sdr
+        state["best_state"] = copy.deepcopy({k: v.cpu() for k, v in method.student.state_dict().items()})
+    state["history"].append({
+        "epoch": epoch + 1, **sums, "valid_loss": -valid_si_sdr, "valid_si_sdr": valid_si_sdr,
+        "w_sup": w_sup, "w_kd": w_kd, "seconds": round(train_seconds + time.time() - started, 2),
+        "best": int(improved)})
+    print(f"{run.member.out_dir}: epoch {epoch + 1}/{run.epochs}: train {sums['train_loss']:.3f} "
+          f"valid SI-SDR {valid_si_sdr:.2f} dB{' (best)' if improved else ''}", file=sys.stderr)
+    state["next_epoch"] = epoch + 1
+    _save_checkpoint(run.member.out_dir / "checkpoint.pt", method, run.optimiser, state,
+                     run.member.fingerprint)
 
 
 def training_phases(method: DistillationMethod, epochs: int) -> list[range]:
@@ -166,36 +213,80 @@ def _new_optimiser(method: DistillationMethod, settings: TrainSettings) -> torch
                              weight_decay=settings.weight_decay)
 
 
-def _train_epoch(method, optimiser, train, settings, segment, seed, epoch, w_sup, w_kd, device, lrs):
-    method.train()
-    n_batches = len(lrs)
+def _train_epoch(runs: list[_Run], train, settings, segment, seed, epoch, device, n_batches):
+    """One epoch of every run in ``runs`` on the same batches; the mean losses of each run."""
+    for run in runs:
+        run.member.method.train()
+    weights = [run.member.method.loss_weights(epoch, settings.epochs) for run in runs]
+    lrs = [epoch_learning_rates(settings, run.phases, epoch, n_batches) for run in runs]
+    full = needs_full_teacher([run.member.method for run in runs], weights)
     batches = train.batches(settings.batch_size, segment, seed, epoch, pin_memory=device.type == "cuda")
     bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch + 1}", file=sys.stderr, leave=False,
                mininterval=5)
     # Sums stay on the device (float64, the same sums as Python floats) so that no step waits
     # for the GPU; a non-finite loss is caught at the end of the epoch, before any checkpoint.
-    totals = {k: torch.zeros((), dtype=torch.float64, device=device)
-              for k in ("train_loss", "train_sup", "train_kd")}
-    for (noisy, clean), lr in zip(bar, lrs):
-        for group in optimiser.param_groups:
-            group["lr"] = lr
-        losses = train_step(method, optimiser, noisy, clean, w_sup, w_kd, settings.grad_clip, device)
-        for key, value in losses.items():
-            totals[key] += value.double()
-    means = {k: v.item() / n_batches for k, v in totals.items()}
-    if not math.isfinite(means["train_loss"]):
-        raise FloatingPointError(f"non-finite training loss in epoch {epoch + 1}: {means}")
+    totals = [{k: torch.zeros((), dtype=torch.float64, device=device)
+               for k in ("train_loss", "train_sup", "train_kd")} for _ in runs]
+    for step, (noisy, clean) in enumerate(bar):
+        noisy, clean = noisy.to(device, non_blocking=True), clean.to(device, non_blocking=True)
+        shared = SharedTeacher(noisy, clean, full)
+        for run, (w_sup, w_kd), run_lrs, sums in zip(runs, weights, lrs, totals):
+            for group in run.optimiser.param_groups:
+                group["lr"] = run_lrs[step]
+            losses = train_step(run.member.method, run.optimiser, noisy, clean, w_sup, w_kd,
+                                settings.grad_clip, device, shared)
+            for key, value in losses.items():
+                sums[key] += value.double()
+    means = []
+    for run, sums in zip(runs, totals):
+        mean = {k: v.item() / n_batches for k, v in sums.items()}
+        if not math.isfinite(mean["train_loss"]):
+            raise FloatingPointError(f"{run.member.out_dir}: non-finite training loss in epoch "
+                                     f"{epoch + 1}: {mean}")
+        means.append(mean)
     return means
 
 
-def train_step(method, optimiser, noisy, clean, w_sup, w_kd, grad_clip, device) -> dict:
+class SharedTeacher:
+    """The teacher forwards of one batch, computed once for every member that asks.
+
+    Keyed by teacher and input (noisy or clean). ``full``: run the whole teacher (some member
+    of the group needs its decoder taps or output this epoch), else the encoder only; the
+    encoder path is the same code either way, so every member gets identical taps. A method
+    with its own ``teacher_forward`` runs it itself: only the base forward is shared.
+    """
+
+    def __init__(self, noisy: torch.Tensor, clean: torch.Tensor, full: bool):
+        self.noisy, self.clean, self.full = noisy, clean, full
+        self.cache: dict[tuple, tuple] = {}
+
+    def __call__(self, method: DistillationMethod, wave: torch.Tensor):
+        if type(method).teacher_forward is not DistillationMethod.teacher_forward:
+            return method.teacher_forward(wave)
+        key = (id(method.teacher), id(wave))
+        if key not in self.cache:
+            with torch.no_grad():
+                self.cache[key] = (method.teacher(wave, return_features=True) if self.full
+                                   else (None, method.teacher.encode(wave)))
+        return self.cache[key]
+
+
+def needs_full_teacher(methods: list[DistillationMethod], weights: list[tuple[float, float]]) -> bool:
+    """Whether any member distilling this epoch (KD weight ≠ 0) reads the teacher's decoder."""
+    return any(w_kd != 0 and method.teacher is not None and not method.teacher_encoder_only
+               for method, (_, w_kd) in zip(methods, weights))
+
+
+def train_step(method, optimiser, noisy, clean, w_sup, w_kd, grad_clip, device,
+               teacher: SharedTeacher | None = None) -> dict:
     """One optimiser step on a batch; returns the detached losses (``train_loss/_sup/_kd``).
 
+    ``teacher`` shares the teacher's forward with the other students of a group.
     bf16 autocast on CUDA (the methods compute their similarity terms in float32); float32 on CPU.
     """
     noisy, clean = noisy.to(device, non_blocking=True), clean.to(device, non_blocking=True)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        _, losses = method(noisy, clean, kd=w_kd != 0)
+        _, losses = method(noisy, clean, kd=w_kd != 0, teacher=teacher)
     loss = w_sup * losses["sup"].float() + w_kd * losses["kd"].float()
     optimiser.zero_grad(set_to_none=True)
     loss.backward()

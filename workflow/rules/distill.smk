@@ -1,31 +1,85 @@
-# Stage 3: distill one student per scenario × method × seed.
+# Stage 3: distill the students (scenario × method × seed), side by side in groups.
+# Each group job also writes its students' deployable model.onnx (model.stream.onnx when causal)
+# and their untimed cost records (export.smk times one student per scenario).
+#
+# A group (students.train_together: one per seed by default) is one job: one process, one data
+# pipeline and one teacher forward per batch for all its students, each bit-identical to the
+# same student trained alone (tests/test_together.py). A group holds only the students that still
+# need training: a student is current when its job.json records the job config and upstream
+# (teacher, loss, corpus) this run would use and its model is newer than the teacher. So a
+# method, variant, scenario or seed added to a finished run trains only the new students.
+import os
+
+from kdsd.train.groups import student_groups, student_is_current
+
+UPSTREAM = {"teacher": config["teacher"], "loss": config["loss"], "corpus": config["corpus"]}
+TEACHER_MODEL = f"{RESULTS}/models/teacher/model.pt"
 
 
-rule distill_student:
-    input:
-        teacher=rules.train_teacher.output.model,
-        train=manifest("train"),
-        valid=manifest("valid"),
-        method_files=METHOD_FILES,  # an edited method file retrains its students
-    output:
-        model=f"{RESULTS}/models/students/{{scenario}}/{{method}}/seed{{seed}}/model.pt",
-        history=f"{RESULTS}/models/students/{{scenario}}/{{method}}/seed{{seed}}/history.csv",
-    params:
-        # Only this student's part of the config: new methods, seeds or scenarios leave it as is.
-        cfg=lambda w: json_arg(student_job_config(config, w.scenario, w.method)),
-        out=lambda w: f"{RESULTS}/models/students/{w.scenario}/{w.method}/seed{w.seed}",
-    log:
-        f"{RESULTS}/logs/models/students/{{scenario}}/{{method}}/seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/models/students/{{scenario}}/{{method}}/seed{{seed}}.tsv"
-    threads: cores_claimed(1)
-    priority: 50  # training is the critical path: students start before any scoring
-    resources:
-        job_threads=job_threads,
-        mem_mb=4000,
-        runtime=240,
-    shell:
-        "kdsd distill --config-json {params.cfg} --teacher {input.teacher}"
-        " --method {wildcards.method} --scenario {wildcards.scenario} --seed {wildcards.seed}"
-        " --train {input.train} --valid {input.valid} --out {params.out}"
-        " --threads {resources.job_threads} > {log} 2>&1"
+def student_dir(scenario, method, seed):
+    return f"{RESULTS}/models/students/{scenario}/{method}/seed{seed}"
+
+
+def student_cost(scenario, method, seed):
+    """A student's untimed cost record (its scenario's timing joins it in the report)."""
+    return f"{RESULTS}/cost/students/{scenario}/{method}/seed{seed}.json"
+
+
+def is_causal(scenario):
+    return bool(config["students"]["scenarios"][scenario].get("causal"))
+
+
+def student_job(scenario, method, seed):
+    """What one student's job.json records: its config, seed and upstream."""
+    return {"config": student_job_config(config, scenario, method), "seed": seed, "upstream": UPSTREAM}
+
+
+def _pending(scenario, method, seed):
+    return not student_is_current(student_dir(scenario, method, seed), student_job(scenario, method, seed),
+                                  TEACHER_MODEL)
+
+
+# A cluster profile that gives train_teacher GPUs gives them to the student groups as well
+# (profiles/slurm-gpu); their rule names change with the groups, so they are not named there.
+TRAINING_GPUS = workflow.resource_settings.overwrite_resources.get("train_teacher", {}).get("gpu", 0)
+PENDING = [(sc, m, s) for sc in SCENARIOS for m in METHODS for s in SEEDS if _pending(sc, m, s)]
+
+for group, members in student_groups(PENDING, config["students"]["train_together"]).items():
+    seed = members[0][2]
+    dirs = [student_dir(*member) for member in members]
+
+    rule:
+        name:
+            f"distill_students_{group}"
+        input:
+            teacher=rules.train_teacher.output.model,
+            train=manifest("train"),
+            valid=manifest("valid"),
+            method_files=METHOD_FILES,  # an edited method file retrains its students
+        output:
+            models=[f"{d}/model.pt" for d in dirs],
+            histories=[f"{d}/history.csv" for d in dirs],
+            onnx=[f"{d}/model.onnx" for d in dirs],
+            # the causal ones' one-frame streaming graphs (kdsd/models/export.py)
+            stream_onnx=[f"{d}/model.stream.onnx" for (sc, _, _), d in zip(members, dirs) if is_causal(sc)],
+            costs=[student_cost(*member) for member in members],
+            jobs=[f"{d}/job.json" for d in dirs],
+        params:
+            students=json_arg([{"scenario": sc, "method": m, "name": f"students/{sc}/{m}/seed{s}", "out": d,
+                                "cost": student_cost(sc, m, s), "job": student_job(sc, m, s)}
+                               for (sc, m, s), d in zip(members, dirs)]),
+            seed=seed,
+        log:
+            f"{RESULTS}/logs/models/students/{group}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/models/students/{group}.tsv"
+        threads: cores_claimed(1)
+        priority: 50  # training is the critical path: students start before any scoring
+        resources:
+            job_threads=job_threads,
+            mem_mb=4000,
+            runtime=240 * len(members),
+            **({"gpu": TRAINING_GPUS} if TRAINING_GPUS else {}),
+        shell:
+            "kdsd distill --students-json {params.students} --teacher {input.teacher} --seed {params.seed}"
+            " --train {input.train} --valid {input.valid} --threads {resources.job_threads} > {log} 2>&1"

@@ -61,11 +61,13 @@ rule score_model:
         " --threads {resources.job_threads}" + METRICS_OFF_ARG + " > {log} 2>&1"
 
 
-rule model_cost:
+rule model_cost:  # the teacher's; the students' come from their training jobs (distill.smk)
     input:
         model=f"{RESULTS}/models/{{model}}/model.pt",
     output:
         cost=f"{RESULTS}/cost/{{model}}.json",
+    wildcard_constraints:
+        model="teacher",
     log:
         f"{RESULTS}/logs/cost/{{model}}.log",
     benchmark:

@@ -8,7 +8,8 @@ rule report_results:
         scores=expand(f"{RESULTS}/scores/{{model}}/{{test_set}}.csv", model=scored_models(),
                       test_set=TEST_SETS),
         histories=expand(f"{RESULTS}/models/{{model}}/history.csv", model=all_models()),
-        costs=expand(f"{RESULTS}/cost/{{model}}.json", model=scored_models()),
+        costs=expand(f"{RESULTS}/cost/{{model}}.json", model=scored_models())
+        + expand(f"{RESULTS}/cost/scenarios/{{scenario}}.json", scenario=SCENARIOS),
     output:
         table_csv=report(f"{RESULTS}/tables/summary.csv", caption="../report/table.rst",
                          category="Results", labels={"table": "summary (CSV)"}),

@@ -1,0 +1,60 @@
+"""Which students train together, and which are already trained (the DAG's side of grouping).
+
+Students of one seed see the same batches and, when they distil, the same teacher forwards, so
+a group of them trains in one process (:func:`kdsd.train.jobs.distill_students`). Grouping is an
+execution choice: a student is bit-identical whichever group it trained in.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from kdsd.atomic import atomic_path
+
+GROUPINGS = ("seed", "scenario_seed", "student")
+JOB_FILE = "job.json"
+
+
+def group_key(scenario: str, method: str, seed: int, grouping: str) -> str:
+    """The group a student trains in: per seed, per scenario × seed, or alone."""
+    if grouping == "seed":
+        return f"seed{seed}"
+    if grouping == "scenario_seed":
+        return f"{scenario}_seed{seed}"
+    if grouping == "student":
+        return f"{scenario}_{method}_seed{seed}"
+    raise ValueError(f"students.train_together: {grouping!r}; valid: {', '.join(GROUPINGS)}")
+
+
+def student_groups(students, grouping: str) -> dict[str, list[tuple]]:
+    """``(scenario, method, seed)`` students by group key, in the given order."""
+    groups: dict[str, list[tuple]] = {}
+    for scenario, method, seed in students:
+        groups.setdefault(group_key(scenario, method, seed, grouping), []).append((scenario, method, seed))
+    return groups
+
+
+def write_job_record(out_dir: str | os.PathLike, job: dict) -> Path:
+    """``job.json`` beside a finished model: what it was trained with (config, seed, upstream)."""
+    path = Path(out_dir) / JOB_FILE
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(job, sort_keys=True, indent=1))
+    return path
+
+
+def student_is_current(out_dir: str | os.PathLike, job: dict, teacher_model: str | os.PathLike) -> bool:
+    """Whether a student folder holds a finished model trained with ``job`` (as written by
+    :func:`write_job_record`) and newer than the teacher model (when that exists)."""
+    folder = Path(out_dir)
+    model, record = folder / "model.pt", folder / JOB_FILE
+    if not (model.is_file() and record.is_file() and (folder / "history.csv").is_file()):
+        return False
+    try:
+        recorded = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return False
+    if recorded != json.loads(json.dumps(job, sort_keys=True)):
+        return False
+    teacher = Path(teacher_model)
+    return not teacher.is_file() or model.stat().st_mtime >= teacher.stat().st_mtime
