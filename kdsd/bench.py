@@ -7,7 +7,12 @@ For each model of a preset it measures, on this machine's device, in audio secon
 - ``ceiling``: the bare model's forward + backward on random tensors of the same shape already
   on the device, with the same precision and memory format (no data, no teacher, no optimiser);
 - their ratio, inference throughput (same batch shape, no grad) and the one-thread real-time
-  factor on the CPU (:func:`kdsd.metrics.cost.real_time_factor`).
+  factor on the CPU (:func:`kdsd.metrics.cost.real_time_factor`);
+- side by side: the students of one seed (every method × scenario of the preset) stepped on one
+  batch each with its own teacher forward (``alone``) and with one shared forward
+  (``together``, as :func:`kdsd.train.loop.fit_together` does), in audio seconds per wall second
+  summed over the students, and their ratio. Per-job start-up, corpus loading and validation,
+  which a group also pays once instead of k times, come on top.
 Figures, not assertions: speed targets belong here, not in timed tests.
 """
 from __future__ import annotations
@@ -27,7 +32,8 @@ from kdsd.metrics.cost import real_time_factor
 from kdsd.models.unet import UNetDAE, count_parameters
 from kdsd.train.data import PairSet
 from kdsd.train.jobs import build_method, run_scenarios, student_args
-from kdsd.train.loop import pick_device, prepare_device, seed_everything, train_step
+from kdsd.train.loop import (SharedTeacher, needs_full_teacher, pick_device, prepare_device,
+                             seed_everything, train_step)
 from kdsd.losses import SupervisedLoss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +78,60 @@ def bench(preset: str = "default", method: str = "cosine", steps: int = 3) -> li
     rows.append(_measure(f"student {scenario} ({method})", student, config["students"]["train"],
                          device, steps))
     _print_table(rows, preset, device)
-    return rows
+    side = side_by_side(config, teacher, device, steps)
+    _print_side_by_side(side)
+    return rows + [side]
+
+
+def side_by_side(config: dict, teacher, device: torch.device, steps: int) -> dict:
+    """One seed's students (every method × run scenario) stepped alone and together."""
+    train_cfg = config["students"]["train"]
+    batch, segment = train_cfg["batch_size"], int(train_cfg["segment_s"] * SAMPLE_RATE)
+    methods = []
+    for scenario in run_scenarios(config["students"]):
+        for name in config["students"]["methods"]:
+            seed_everything(0)
+            method, _ = build_method(config, teacher, name, scenario)
+            prepare_device(method, device, train_cfg.get("compile", False))
+            methods.append(method)
+    seconds = _seconds_per_step({"alone": _group_steps(methods, train_cfg, batch, segment, device, False),
+                                 "together": _group_steps(methods, train_cfg, batch, segment, device, True)},
+                                steps, device)
+    audio_s = len(methods) * batch * segment / SAMPLE_RATE
+    row = {"model": "side by side", "students": len(methods),
+           **{name: audio_s / s for name, s in seconds.items()}}
+    row["ratio"] = row["together"] / row["alone"]
+    return row
+
+
+def _group_steps(methods, train_cfg, batch, segment, device, shared: bool):
+    """One step of every student on the same batch (KD on), with one teacher forward per batch
+    shared by all (``shared``) or one per student."""
+    rng = np.random.default_rng(0)
+    clean = [0.1 * rng.standard_normal(segment * 3 // 2).astype(np.float32) for _ in range(batch * 64)]
+    noisy = [c + 0.1 * rng.standard_normal(len(c)).astype(np.float32) for c in clean]
+    batches = PairSet.from_arrays(noisy, clean).batches(batch, segment, seed=0, epoch=0,
+                                                        pin_memory=device.type == "cuda")
+    optimisers = [torch.optim.AdamW(m.trainable_parameters(), lr=train_cfg["lr"]) for m in methods]
+    full = needs_full_teacher(methods, [(1.0, 1.0)] * len(methods))
+
+    def step():
+        noisy_batch, clean_batch = next(batches)
+        noisy_batch, clean_batch = noisy_batch.to(device), clean_batch.to(device)
+        teacher = SharedTeacher(noisy_batch, clean_batch, full) if shared else None
+        for method, optimiser in zip(methods, optimisers):
+            method.train()
+            train_step(method, optimiser, noisy_batch, clean_batch, 1.0, 1.0, train_cfg["grad_clip"],
+                       device, teacher)
+    return step
+
+
+def _print_side_by_side(row: dict) -> None:
+    print(f"\nside by side: {row['students']} students of one seed, one step each on the same batch "
+          "(audio seconds per wall second, summed over the students)")
+    print("| alone (own teacher forward) | together (one shared forward) | together / alone |")
+    print("|---:|---:|---:|")
+    print(f"| {row['alone']:.1f} | {row['together']:.1f} | {row['ratio']:.2f} |")
 
 
 def _measure(label: str, method, train_cfg: dict, device: torch.device, steps: int) -> dict:

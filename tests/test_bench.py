@@ -12,14 +12,20 @@ from kdsd.models.unet import UNetDAE, count_parameters
 def test_smoke_preset_table(capsys):
     rows = bench("smoke", method="cosine", steps=1)
     out = capsys.readouterr().out
-    assert [r["model"] for r in rows] == ["teacher", "student width_1_4 (cosine)"]
+    assert [r["model"] for r in rows] == ["teacher", "student width_1_4 (cosine)", "side by side"]
+    *rows, side = rows
+    smoke = preset_config("smoke")["students"]
+    assert side["students"] == len(smoke["methods"]) * len(smoke["run_scenarios"])
+    assert side["alone"] > 0 and side["together"] > 0
+    assert side["ratio"] == pytest.approx(side["together"] / side["alone"])
+    assert "together / alone" in out
     for r in rows:
         for key in ("loop", "ceiling", "inference", "rtf_1thread"):
             assert math.isfinite(r[key]) and r[key] > 0, (r["model"], key)
         assert r["ratio"] == pytest.approx(r["loop"] / r["ceiling"])
         assert r["s_per_10h"] == pytest.approx(36_000 / r["loop"])
     assert rows[0]["params"] > rows[1]["params"]
-    assert "preset smoke, CPU" in out and out.count("\n| ") == 3  # header + two models
+    assert "preset smoke, CPU" in out and out.count("\n| ") == 5  # header + two models; side by side
 
 
 def test_smallest_student_has_the_fewest_parameters():

@@ -151,6 +151,8 @@ def fit_together(members: list[Member], train: PairSet, valid: PairSet, settings
     first_epoch = min((run.state["next_epoch"] for run in runs), default=0)
     for epoch in range(first_epoch, max((run.epochs for run in runs), default=0)):
         active = [run for run in runs if run.state["next_epoch"] <= epoch < run.epochs]
+        if not active:  # every member resumed past this epoch
+            continue
         started = time.time()
         for run in active:
             if run.member.method.resets_optimiser_at(epoch, settings.epochs):
