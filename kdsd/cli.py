@@ -69,7 +69,7 @@ def cmd_score(args) -> None:
 
     _threads(args)
     score_model(args.model, args.name, args.manifest, args.input_scores, args.out, workers=args.threads,
-                secondary=not args.core_metrics_only, disabled=args.metrics_off)
+                tier=args.metric_tier, disabled=args.metrics_off)
 
 
 def cmd_cost(args) -> None:
@@ -257,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--name", required=True, help="model id written in the table")
     add_test_set_paths(p)
-    p.add_argument("--core-metrics-only", action="store_true",
-                   help="leave the secondary metrics empty (the costly ones; see evaluation.secondary_metric_seeds)")
+    p.add_argument("--metric-tier", choices=["all", "core", "primary"], default="all",
+                   help="every metric; core: the secondary ones left empty (evaluation."
+                        "secondary_metric_seeds); primary: SI-SDR only (evaluation.core_metric_seeds)")
 
     p = add("score-reference", cmd_score_reference, "score an external reference denoiser on test sets")
     p.add_argument("--name", required=True, help="rnnoise, deepfilternet3 or spectral_gating")

@@ -99,7 +99,7 @@ def test_core_only_scoring_leaves_exactly_the_secondary_metrics_empty_with_a_rea
 
     clean = _speech_like()
     items = [("u1", clean, _at_snr(clean, 5.0), "")]  # no text: WER is NaN with its reason
-    full, core = score_many(items, workers=1), score_many(items, workers=1, secondary=False)
+    full, core = score_many(items, workers=1), score_many(items, workers=1, tier="core")
     assert list(full.columns) == list(core.columns) == ["utt_id", *METRICS, "nan_reason"]
     assert set(CORE_METRICS) | set(SECONDARY_METRICS) == set(METRICS)
     assert full[[m for m in METRICS if m != "wer"]].notna().all().all() and np.isnan(full.wer.iloc[0])
@@ -107,6 +107,12 @@ def test_core_only_scoring_leaves_exactly_the_secondary_metrics_empty_with_a_rea
     assert core[list(CORE_METRICS)].to_numpy() == pytest.approx(full[list(CORE_METRICS)].to_numpy())
     assert core[list(SECONDARY_METRICS)].isna().all().all()
     assert core.nan_reason.iloc[0] == SKIPPED_REASON
+    primary = score_many(items, workers=1, tier="primary")  # seeds past evaluation.core_metric_seeds
+    assert primary.si_sdr.iloc[0] == pytest.approx(full.si_sdr.iloc[0])
+    assert primary[[m for m in METRICS if m != "si_sdr"]].isna().all().all()
+    assert "core_metric_seeds" in primary.nan_reason.iloc[0]
+    with pytest.raises(ValueError, match="metric tier"):
+        score_many(items, workers=1, tier="some")
 
 
 def test_switched_off_groups_leave_their_columns_empty_and_say_so():

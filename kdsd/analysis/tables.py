@@ -117,7 +117,8 @@ def _retained_cell(row: pd.Series) -> str:
 LOWER_IS_BETTER = " and ".join(metric_label(m) for m, info in METRIC_INFO.items() if not info.higher_is_better)
 MODEL_LEGEND = (f"Metric columns: mean ± SD (standard deviation, not an interval) over seeds of per-run "
                 f"utterance means; '(k seeds)' marks a mean over fewer seeds than the run has (secondary "
-                f"metrics, see evaluation.secondary_metric_seeds; {LOWER_IS_BETTER}: lower is better, their Δ "
+                f"metrics, evaluation.secondary_metric_seeds; core metrics past evaluation.core_metric_seeds; "
+                f"{LOWER_IS_BETTER}: lower is better, their Δ "
                 f"is signed so that positive is better); 95 % CI: Student-t interval over "
                 f"seeds (– with one seed). MMAC/s: "
                 f"million multiply-accumulates per second of 16 kHz audio (PyTorch FLOP counter; "

@@ -42,6 +42,11 @@ METRICS: tuple[str, ...] = tuple(METRIC_INFO)
 # columns empty: the seed-level statistics use SI-SDR, and the core metrics cover every run.
 SECONDARY_METRICS: tuple[str, ...] = tuple(m for m, info in METRIC_INFO.items() if info.secondary)
 CORE_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m not in SECONDARY_METRICS)
+# The primary test's one metric (kdsd.analysis.primary): all that seeds past
+# evaluation.core_metric_seeds are scored on.
+PRIMARY_METRICS: tuple[str, ...] = ("si_sdr",)
+# Which metrics a score table holds: every one, the core ones, or the primary one.
+METRIC_TIERS: dict[str, tuple[str, ...]] = {"all": METRICS, "core": CORE_METRICS, "primary": PRIMARY_METRICS}
 # Switches under evaluation.metrics (schema): a group turned off leaves its columns empty.
 METRIC_GROUPS: tuple[str, ...] = tuple(dict.fromkeys(
     info.group for info in _INFO if info.group != "always_on"))

@@ -21,7 +21,7 @@ from kdsd.audio import read_pair
 from kdsd.corpus.manifest import read_manifest
 from kdsd.enhance import enhance_wave
 from kdsd.errors import KdsdError
-from kdsd.metrics import CORE_METRICS, METRICS, group_columns, improvement
+from kdsd.metrics import METRIC_TIERS, METRICS, group_columns, improvement
 from kdsd.metrics.asr import word_error_rate
 from kdsd.metrics.composite import composite, log_spectral_distance
 from kdsd.metrics.dnsmos import dnsmos
@@ -34,6 +34,9 @@ META_COLUMNS = ("utt_id", "test_set", "noise_family", "snr_db")
 
 
 SKIPPED_REASON = "secondary metrics not computed for this seed (evaluation.secondary_metric_seeds)"
+SKIPPED_CORE_REASON = ("only SI-SDR computed for this seed, the primary test's metric "
+                       "(evaluation.core_metric_seeds)")
+TIER_REASONS = {"all": "", "core": SKIPPED_REASON, "primary": SKIPPED_CORE_REASON}
 # The recogniser's own WER on the clean reference (its floor on this speech), in the input table.
 CLEAN_WER = "clean_wer"
 
@@ -66,11 +69,11 @@ def _group_scores(reference, estimate, text: str, groups) -> tuple[dict, list[st
 
 
 def _score_one(args):
-    utt_id, reference, estimate, text, secondary, disabled = args
-    metrics = INTRUSIVE_METRICS if secondary else CORE_METRICS
+    utt_id, reference, estimate, text, tier, disabled = args
+    metrics = INTRUSIVE_METRICS if tier == "all" else METRIC_TIERS[tier]
     values, reason = score_utterance(reference, estimate, metrics=metrics)
     reasons = [reason]
-    if secondary:
+    if tier == "all":
         values.update(dnsmos(estimate, p808="dnsmos_p808" not in disabled))  # the estimate alone
         extra, group_reasons = _group_scores(reference, estimate, text,
                                              [g for g in GROUP_SCORERS if g not in disabled])
@@ -79,20 +82,23 @@ def _score_one(args):
         if disabled:
             reasons.append(f"{', '.join(disabled)}: turned off (evaluation.metrics)")
     else:
-        reasons.append(SKIPPED_REASON)
+        reasons.append(TIER_REASONS[tier])
     values = {m: values.get(m, float("nan")) for m in METRICS}
     return {"utt_id": utt_id, **values, "nan_reason": "; ".join(filter(None, reasons))}
 
 
-def score_many(items, workers: int, secondary: bool = True, pool=None, disabled=()) -> pd.DataFrame:
-    """``items``: iterable of (utt_id, reference, estimate, text); ``secondary=False`` leaves the
-    ``SECONDARY_METRICS`` columns NaN (their reason in ``nan_reason``), as do ``disabled``
+def score_many(items, workers: int, tier: str = "all", pool=None, disabled=()) -> pd.DataFrame:
+    """``items``: iterable of (utt_id, reference, estimate, text); ``tier`` (``METRIC_TIERS``)
+    ``core`` leaves the ``SECONDARY_METRICS`` columns NaN, ``primary`` every column but SI-SDR
+    (their reason in ``nan_reason``), as do ``disabled``
     metric groups (``METRIC_GROUPS``). ``pool``: an open ``worker_pool`` to reuse across calls;
     without one, ``workers`` > 1 opens its own."""
     if pool is None and workers > 1:
         with worker_pool(workers) as own:
-            return score_many(items, workers, secondary, own, disabled)
-    items = [(*item, secondary, tuple(disabled)) for item in items]
+            return score_many(items, workers, tier, own, disabled)
+    if tier not in METRIC_TIERS:
+        raise ValueError(f"metric tier {tier!r}; valid: {', '.join(METRIC_TIERS)}")
+    items = [(*item, tier, tuple(disabled)) for item in items]
     rows = list(pool.map(_score_one, items, chunksize=4)) if pool else [_score_one(i) for i in items]
     return pd.DataFrame(rows, columns=["utt_id", *METRICS, "nan_reason"])
 
@@ -152,7 +158,7 @@ def score_input(manifests: list, out_csvs: list, workers: int = 1, disabled=()) 
 
 
 def score_denoiser(denoise, identity: dict, manifests: list, input_csvs: list, out_csvs: list,
-                   workers: int = 1, secondary: bool = True, disabled=()) -> list[Path]:
+                   workers: int = 1, tier: str = "all", disabled=()) -> list[Path]:
     """Score ``denoise(noisy) -> estimate`` on each test set; ``identity`` fills the id columns."""
     written = []
     with worker_pool(workers) as pool:
@@ -161,7 +167,7 @@ def score_denoiser(denoise, identity: dict, manifests: list, input_csvs: list, o
             inputs = pd.read_csv(input_csv)
             items = [(row.utt_id, clean, denoise(noisy), _text(row))
                      for row, clean, noisy in _load_pairs(manifest_path)]
-            scores = inputs.merge(score_many(items, workers, secondary, pool, disabled), on="utt_id", how="inner")
+            scores = inputs.merge(score_many(items, workers, tier, pool, disabled), on="utt_id", how="inner")
             if len(scores) != len(inputs):
                 raise KdsdError(f"{input_csv}: utterances do not match {manifest_path}")
             for m in METRICS:
@@ -173,13 +179,13 @@ def score_denoiser(denoise, identity: dict, manifests: list, input_csvs: list, o
 
 
 def score_model(model_path: str | Path, model_name: str, manifests: list, input_csvs: list,
-                out_csvs: list, workers: int = 1, secondary: bool = True, disabled=()) -> list[Path]:
+                out_csvs: list, workers: int = 1, tier: str = "all", disabled=()) -> list[Path]:
     model, payload = load_model(model_path)
     identity = {"model": model_name, "kind": payload.get("role", "unknown"),
                 "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),
                 "seed": payload.get("seed", -1), "params": payload.get("params", np.nan)}
     return score_denoiser(lambda noisy: enhance_wave(model, noisy), identity, manifests,
-                          input_csvs, out_csvs, workers, secondary, disabled)
+                          input_csvs, out_csvs, workers, tier, disabled)
 
 
 def reference_identity(name: str) -> dict:

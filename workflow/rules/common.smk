@@ -4,7 +4,7 @@ import shlex
 
 from kdsd.cluster import capped_threads, is_slurm, local_cores_claimed, threads_of_claim
 from kdsd.corpus import sources
-from kdsd.metrics import CORE_METRICS, METRIC_INFO, METRICS
+from kdsd.metrics import CORE_METRICS, METRIC_INFO, METRICS, PRIMARY_METRICS
 from kdsd.train.jobs import check_students, run_scenarios, student_job_config
 
 # A score table's columns follow kdsd's metric list; as a rule param, a change to that list
@@ -13,7 +13,7 @@ from kdsd.train.jobs import check_students, run_scenarios, student_job_config
 METRICS_OFF = [group for group, on in config["evaluation"]["metrics"].items() if not on]
 METRICS_ON = [m for m in METRICS if METRIC_INFO[m].group not in METRICS_OFF]
 METRICS_PARAM = ",".join(METRICS_ON)
-CORE_METRICS_PARAM = ",".join(CORE_METRICS)
+TIER_METRICS_PARAM = {"all": METRICS_PARAM, "core": ",".join(CORE_METRICS), "primary": ",".join(PRIMARY_METRICS)}
 METRICS_OFF_ARG = f" --metrics-off {' '.join(METRICS_OFF)}" if METRICS_OFF else ""
 
 RESULTS = "results"
@@ -30,11 +30,16 @@ METHOD_FILES = config["students"]["method_files"]
 SEEDS = config["students"]["seeds"]
 REFERENCES = config["evaluation"]["references"]
 SECONDARY_SEEDS = SEEDS[:config["evaluation"]["secondary_metric_seeds"]]  # [:None] = all
+CORE_SEEDS = SEEDS[:config["evaluation"]["core_metric_seeds"]]
 
 
-def scores_secondary_metrics(model):
-    """PESQ-NB and DNSMOS for the teacher and a student's first seeds only (schema: why)."""
-    return model == "teacher" or int(model.rsplit("/seed", 1)[1]) in SECONDARY_SEEDS
+def metric_tier(model):
+    """What a model's score tables hold (schema: why): every metric for the teacher and a
+    student's first seeds, the core metrics for the next, SI-SDR alone for the rest."""
+    if model == "teacher":
+        return "all"
+    seed = int(model.rsplit("/seed", 1)[1])
+    return "all" if seed in SECONDARY_SEEDS else "core" if seed in CORE_SEEDS else "primary"
 
 wildcard_constraints:
     split="[a-z_]+",

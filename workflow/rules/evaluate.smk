@@ -44,8 +44,8 @@ rule score_model:
     output:
         scores=per_test_set(f"{RESULTS}/scores/{{{{model}}}}/{{test_set}}.csv"),
     params:
-        metrics=lambda w: METRICS_PARAM if scores_secondary_metrics(w.model) else CORE_METRICS_PARAM,
-        core_only=lambda w: "" if scores_secondary_metrics(w.model) else " --core-metrics-only",
+        metrics=lambda w: TIER_METRICS_PARAM[metric_tier(w.model)],
+        tier=lambda w: metric_tier(w.model),
     log:
         f"{RESULTS}/logs/scores/{{model}}.log",
     benchmark:
@@ -57,7 +57,7 @@ rule score_model:
         runtime=120,
     shell:
         "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifests}"
-        " --input-scores {input.input_scores} --out {output.scores}{params.core_only}"
+        " --input-scores {input.input_scores} --out {output.scores} --metric-tier {params.tier}"
         " --threads {resources.job_threads}" + METRICS_OFF_ARG + " > {log} 2>&1"
 
 
