@@ -3,7 +3,8 @@
 #   make test        create .venv, install, start a local one-node SLURM cluster where possible
 #                    (root; workflow/scripts/local-slurm.sh), run the test suite (unit tests,
 #                    smoke DAG locally and through SLURM; the SLURM tests say why when skipped)
-#   make lock        re-resolve requirements.lock (the whole tree, hashed) from pyproject.toml's pins
+#   make lock        re-resolve requirements.lock (the whole tree, hashed) from pyproject.toml's pins,
+#                    and write environment.yml from it
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -68,3 +69,4 @@ lock:
 	$(UV_DIR)/bin/uv pip compile --quiet pyproject.toml --extra test --constraint lock-constraints.txt \
 	    --generate-hashes --python-version $(LOCK_PYTHON) --python-platform $(LOCK_PLATFORM) \
 	    $(LOCK_FLAGS) --output-file $(LOCK)
+	$(PYTHON) tools/environment_from_lock.py $(LOCK_PYTHON)
