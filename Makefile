@@ -3,20 +3,34 @@
 #   make test        create .venv, install, start a local one-node SLURM cluster where possible
 #                    (root; workflow/scripts/local-slurm.sh), run the test suite (unit tests,
 #                    smoke DAG locally and through SLURM; the SLURM tests say why when skipped)
+#   make lock        re-resolve requirements.lock (the whole tree, hashed) from pyproject.toml's pins,
+#                    and write environment.yml from it
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 8
+# The lock: every package of the tree at one version, with its hashes, for Linux x86_64 and
+# Python 3.11 (make lock writes it with uv, installed here from PyPI at a pinned version).
+LOCK := requirements.lock
+LOCK_PYTHON := 3.11
+LOCK_PLATFORM := x86_64-manylinux_2_28
+UV_VERSION := 0.13.9
+UV_DIR := .uv
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install reproduce report test test-fast dag-smoke slurm-up bench clean-results
+.PHONY: install lock reproduce report test test-fast dag-smoke slurm-up bench clean-results
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The locked tree, every file checked against its hash; then kdsd itself, without resolving its
+# dependencies again and built with the lock's setuptools (no isolated build environment);
+# pip check fails where pyproject.toml's pins and the lock disagree (run make lock).
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 reproduce: $(STAMP)
@@ -46,3 +60,13 @@ dag-smoke: $(STAMP)
 clean-results:
 	rm -rf results/corpus results/models results/scores results/tables results/plots \
 	       results/logs results/benchmarks results/summary.md results/report.html
+
+# Keeps the lock's versions where pyproject.toml still allows them; LOCK_FLAGS=--upgrade moves every
+# transitive package to its newest release that fits the pins.
+lock:
+	test -x $(UV_DIR)/bin/uv || $(PYTHON) -m pip install --quiet --disable-pip-version-check \
+	    --target $(UV_DIR) uv==$(UV_VERSION)
+	$(UV_DIR)/bin/uv pip compile --quiet pyproject.toml --extra test --constraint lock-constraints.txt \
+	    --generate-hashes --python-version $(LOCK_PYTHON) --python-platform $(LOCK_PLATFORM) \
+	    $(LOCK_FLAGS) --output-file $(LOCK)
+	$(PYTHON) tools/environment_from_lock.py $(LOCK_PYTHON)
