@@ -124,6 +124,16 @@ def test_cost_table_counts_deployed_students_only(smoke_run):
     assert cosine.adapter_params > 0 and (cost.rtf_1thread > 0).all()
     # The cosine projector is trained but never deployed: same size as the student alone.
     assert cosine.params == cost[cost.method == "none"].iloc[0].params
+    # Every student's training budget, from its own job: sp2step (step2_epochs: all) trains
+    # longer than the others; only KD epochs run the teacher. Timings come from one job per scenario.
+    students = cost[cost.kind == "student"].set_index(["method", "seed"])
+    steps = students.optimizer_steps
+    assert (steps.loc["sp2step"] > steps.loc["none"]).all() and (steps.loc["cosine"] == steps.loc["none"]).all()
+    assert (students.teacher_forwards.loc["none"] == 0).all()
+    assert (students.teacher_forwards.loc["cosine"] == steps.loc["cosine"]).all()
+    assert 0 < students.teacher_forwards.loc["sp2step"].max() < steps.loc["sp2step"].min()
+    assert students.rtf_1thread.nunique() == 1  # one architecture, timed once
+    assert (results / "cost" / "scenarios" / "width_1_4.json").is_file()
 
 
 def test_every_student_is_exported_to_onnx_with_latency_and_onnx_speed(smoke_run):

@@ -123,3 +123,32 @@ def test_a_student_is_current_only_with_its_own_job_record_and_a_newer_model(tmp
     later = (folder / "model.pt").stat().st_mtime + 10
     os.utime(teacher, (later, later))  # the teacher was retrained after the student
     assert not student_is_current(folder, job, teacher)
+
+
+def test_students_take_their_scenarios_timing_and_keep_their_budgets(tmp_path):
+    """Training jobs write untimed cost records; one timing per scenario fills their RTFs."""
+    import json
+
+    from kdsd.analysis.pipeline import load_costs
+
+    nan = float("nan")
+    records = {
+        "a.json": {"model": "students/w/none/seed1", "kind": "student", "scenario": "w", "method": "none",
+                   "rtf_1thread": nan, "rtf_onnx_1thread": nan, "optimizer_steps": 300},
+        "b.json": {"model": "students/w/cosine/seed2", "kind": "student", "scenario": "w", "method": "cosine",
+                   "rtf_1thread": nan, "rtf_onnx_1thread": nan, "optimizer_steps": 300},
+        "c.json": {"model": "students/v/none/seed1", "kind": "student", "scenario": "v", "method": "none",
+                   "rtf_1thread": nan, "rtf_onnx_1thread": nan, "optimizer_steps": 420},
+        "t.json": {"model": "teacher", "kind": "teacher", "scenario": "teacher", "method": "teacher",
+                   "rtf_1thread": 0.02, "rtf_onnx_1thread": 0.01},
+        "w.json": {"kind": "scenario_timing", "scenario": "w", "rtf_1thread": 0.004, "rtf_onnx_1thread": 0.002},
+    }
+    for name, record in records.items():
+        (tmp_path / name).write_text(json.dumps(record))
+    costs = load_costs(sorted(tmp_path.glob("*.json"))).set_index("model")
+    assert "scenario_timing" not in set(costs.kind) and len(costs) == 4
+    assert costs.loc["students/w/none/seed1", "rtf_1thread"] == 0.004
+    assert costs.loc["students/w/cosine/seed2", "rtf_onnx_1thread"] == 0.002
+    assert costs.loc["teacher", "rtf_1thread"] == 0.02  # its own timing, untouched
+    assert pd.isna(costs.loc["students/v/none/seed1", "rtf_1thread"])  # no timing for v: stays NaN
+    assert costs.loc["students/v/none/seed1", "optimizer_steps"] == 420
