@@ -69,7 +69,8 @@ def cmd_score(args) -> None:
 
     _threads(args)
     score_model(args.model, args.name, args.manifest, args.input_scores, args.out, workers=args.threads,
-                tier=args.metric_tier, disabled=args.metrics_off)
+                tier=args.metric_tier[0] if len(args.metric_tier) == 1 else args.metric_tier,
+                disabled=args.metrics_off)
 
 
 def cmd_cost(args) -> None:
@@ -257,9 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--name", required=True, help="model id written in the table")
     add_test_set_paths(p)
-    p.add_argument("--metric-tier", choices=["all", "core", "primary"], default="all",
-                   help="every metric; core: the secondary ones left empty (evaluation."
-                        "secondary_metric_seeds); primary: SI-SDR only (evaluation.core_metric_seeds)")
+    p.add_argument("--metric-tier", choices=["all", "core", "primary"], nargs="+", default=["all"],
+                   help="one for every test set, or one per --manifest: all metrics; core: the "
+                        "secondary ones left empty (evaluation.secondary_metric_seeds, "
+                        "secondary_metric_test_sets); primary: SI-SDR only (evaluation.core_metric_seeds)")
 
     p = add("score-reference", cmd_score_reference, "score an external reference denoiser on test sets")
     p.add_argument("--name", required=True, help="rnnoise, deepfilternet3 or spectral_gating")

@@ -82,3 +82,21 @@ def test_manifest_text_cells_become_strings(cell, text):
     from kdsd.metrics.scoring import _text
 
     assert _text(SimpleNamespace(text=cell)) == text
+
+
+def test_each_test_set_gets_its_own_metric_tier(test_set, tmp_path):
+    """One job scores every test set; the tier is per test set (evaluation.secondary_metric_test_sets,
+    core_metric_seeds): here the same set twice, once with every metric, once SI-SDR alone."""
+    manifest, clean = test_set
+    [input_csv] = score_input([manifest], [tmp_path / "input.csv"])
+    oracle = {"model": "oracle", "kind": "reference", "method": "oracle", "scenario": "reference",
+              "seed": 0, "params": 0}
+    every, primary = (pd.read_csv(p) for p in score_denoiser(
+        lambda noisy: clean, oracle, [manifest, manifest], [input_csv, input_csv],
+        [tmp_path / "all.csv", tmp_path / "primary.csv"], tier=["all", "primary"]))
+    assert every.loc[0, "csig"] == 5.0 and every.loc[0, "pesq_wb"] > 4.0
+    assert primary.si_sdr.tolist() == every.si_sdr.tolist()
+    assert primary[["pesq_wb", "stoi", "csig", "wer"]].isna().all().all()
+    with pytest.raises(Exception, match="differ in length"):
+        score_denoiser(lambda noisy: clean, oracle, [manifest], [input_csv], [tmp_path / "x.csv"],
+                       tier=["all", "core"])

@@ -33,7 +33,8 @@ from kdsd.references import availability, denoise, describe
 META_COLUMNS = ("utt_id", "test_set", "noise_family", "snr_db")
 
 
-SKIPPED_REASON = "secondary metrics not computed for this seed (evaluation.secondary_metric_seeds)"
+SKIPPED_REASON = ("secondary metrics not computed for this seed or test set "
+                  "(evaluation.secondary_metric_seeds, evaluation.secondary_metric_test_sets)")
 SKIPPED_CORE_REASON = ("only SI-SDR computed for this seed, the primary test's metric "
                        "(evaluation.core_metric_seeds)")
 TIER_REASONS = {"all": "", "core": SKIPPED_REASON, "primary": SKIPPED_CORE_REASON}
@@ -158,12 +159,14 @@ def score_input(manifests: list, out_csvs: list, workers: int = 1, disabled=()) 
 
 
 def score_denoiser(denoise, identity: dict, manifests: list, input_csvs: list, out_csvs: list,
-                   workers: int = 1, tier: str = "all", disabled=()) -> list[Path]:
-    """Score ``denoise(noisy) -> estimate`` on each test set; ``identity`` fills the id columns."""
+                   workers: int = 1, tier: str | list[str] = "all", disabled=()) -> list[Path]:
+    """Score ``denoise(noisy) -> estimate`` on each test set; ``identity`` fills the id columns.
+    ``tier``: the metric tier (``METRIC_TIERS``) of every test set, or one per test set."""
     written = []
+    tiers = [tier] * len(manifests) if isinstance(tier, str) else list(tier)
     with worker_pool(workers) as pool:
-        test_sets = paths_per_test_set(manifests, input_scores=input_csvs, outputs=out_csvs)
-        for manifest_path, input_csv, out_csv in test_sets:
+        test_sets = paths_per_test_set(manifests, input_scores=input_csvs, outputs=out_csvs, tiers=tiers)
+        for manifest_path, input_csv, out_csv, tier in test_sets:
             inputs = pd.read_csv(input_csv)
             items = [(row.utt_id, clean, denoise(noisy), _text(row))
                      for row, clean, noisy in _load_pairs(manifest_path)]
@@ -179,7 +182,7 @@ def score_denoiser(denoise, identity: dict, manifests: list, input_csvs: list, o
 
 
 def score_model(model_path: str | Path, model_name: str, manifests: list, input_csvs: list,
-                out_csvs: list, workers: int = 1, tier: str = "all", disabled=()) -> list[Path]:
+                out_csvs: list, workers: int = 1, tier: str | list[str] = "all", disabled=()) -> list[Path]:
     model, payload = load_model(model_path)
     identity = {"model": model_name, "kind": payload.get("role", "unknown"),
                 "method": payload.get("method", "unknown"), "scenario": payload.get("scenario", "unknown"),

@@ -13,7 +13,7 @@ from kdsd.train.jobs import check_students, run_scenarios, student_job_config
 METRICS_OFF = [group for group, on in config["evaluation"]["metrics"].items() if not on]
 METRICS_ON = [m for m in METRICS if METRIC_INFO[m].group not in METRICS_OFF]
 METRICS_PARAM = ",".join(METRICS_ON)
-TIER_METRICS_PARAM = {"all": METRICS_PARAM, "core": ",".join(CORE_METRICS), "primary": ",".join(PRIMARY_METRICS)}
+TIER_METRICS = {"all": METRICS_PARAM, "core": ",".join(CORE_METRICS), "primary": ",".join(PRIMARY_METRICS)}
 METRICS_OFF_ARG = f" --metrics-off {' '.join(METRICS_OFF)}" if METRICS_OFF else ""
 
 RESULTS = "results"
@@ -33,13 +33,19 @@ SECONDARY_SEEDS = SEEDS[:config["evaluation"]["secondary_metric_seeds"]]  # [:No
 CORE_SEEDS = SEEDS[:config["evaluation"]["core_metric_seeds"]]
 
 
-def metric_tier(model):
-    """What a model's score tables hold (schema: why): every metric for the teacher and a
-    student's first seeds, the core metrics for the next, SI-SDR alone for the rest."""
+SECONDARY_TEST_SETS = config["evaluation"]["secondary_metric_test_sets"]  # None = all
+
+
+def metric_tiers(model):
+    """What a model's score table on each test set holds (schema: why): every metric for the
+    teacher, and for a student's first seeds on the secondary test sets; the core metrics for
+    the next seeds (and the first ones elsewhere); SI-SDR alone for the rest."""
     if model == "teacher":
-        return "all"
+        return ["all"] * len(TEST_SETS)
     seed = int(model.rsplit("/seed", 1)[1])
-    return "all" if seed in SECONDARY_SEEDS else "core" if seed in CORE_SEEDS else "primary"
+    if seed in SECONDARY_SEEDS:
+        return ["all" if SECONDARY_TEST_SETS is None or t in SECONDARY_TEST_SETS else "core" for t in TEST_SETS]
+    return ["core" if seed in CORE_SEEDS else "primary"] * len(TEST_SETS)
 
 wildcard_constraints:
     split="[a-z_]+",

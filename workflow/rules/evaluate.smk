@@ -44,8 +44,9 @@ rule score_model:
     output:
         scores=per_test_set(f"{RESULTS}/scores/{{{{model}}}}/{{test_set}}.csv"),
     params:
-        metrics=lambda w: TIER_METRICS_PARAM[metric_tier(w.model)],
-        tier=lambda w: metric_tier(w.model),
+        # per test set, in order: its metric list (a change rescores) and its tier
+        metrics=lambda w: ";".join(TIER_METRICS[t] for t in metric_tiers(w.model)),
+        tiers=lambda w: " ".join(metric_tiers(w.model)),
     log:
         f"{RESULTS}/logs/scores/{{model}}.log",
     benchmark:
@@ -57,7 +58,7 @@ rule score_model:
         runtime=120,
     shell:
         "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifests}"
-        " --input-scores {input.input_scores} --out {output.scores} --metric-tier {params.tier}"
+        " --input-scores {input.input_scores} --out {output.scores} --metric-tier {params.tiers}"
         " --threads {resources.job_threads}" + METRICS_OFF_ARG + " > {log} 2>&1"
 
 
