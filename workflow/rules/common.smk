@@ -36,6 +36,11 @@ CORE_SEEDS = SEEDS[:config["evaluation"]["core_metric_seeds"]]
 SECONDARY_TEST_SETS = config["evaluation"]["secondary_metric_test_sets"]  # None = all
 
 
+def unique_or_all(values):
+    """``[v]`` when every value is ``v``, else the values."""
+    return values[:1] if len(set(values)) == 1 else values
+
+
 def metric_tiers(model):
     """What a model's score table on each test set holds (schema: why): every metric for the
     teacher, and for a student's first seeds on the secondary test sets; the core metrics for

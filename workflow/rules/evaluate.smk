@@ -44,9 +44,10 @@ rule score_model:
     output:
         scores=per_test_set(f"{RESULTS}/scores/{{{{model}}}}/{{test_set}}.csv"),
     params:
-        # per test set, in order: its metric list (a change rescores) and its tier
-        metrics=lambda w: ";".join(TIER_METRICS[t] for t in metric_tiers(w.model)),
-        tiers=lambda w: " ".join(metric_tiers(w.model)),
+        # the metric tier (one, or one per test set where they differ) and its metric lists:
+        # a change rescores
+        metrics=lambda w: ";".join(TIER_METRICS[t] for t in unique_or_all(metric_tiers(w.model))),
+        tier=lambda w: " ".join(unique_or_all(metric_tiers(w.model))),
     log:
         f"{RESULTS}/logs/scores/{{model}}.log",
     benchmark:
@@ -58,7 +59,7 @@ rule score_model:
         runtime=120,
     shell:
         "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifests}"
-        " --input-scores {input.input_scores} --out {output.scores} --metric-tier {params.tiers}"
+        " --input-scores {input.input_scores} --out {output.scores} --metric-tier {params.tier}"
         " --threads {resources.job_threads}" + METRICS_OFF_ARG + " > {log} 2>&1"
 
 
