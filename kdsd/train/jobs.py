@@ -1,7 +1,8 @@
-"""The two training jobs of the DAG: train the teacher, distill one student.
+"""The two training jobs of the DAG: train the teacher, distill a group of students side by side.
 
-Both read the resolved config sections they need, train with :func:`kdsd.train.loop.fit` and
-write ``model.pt`` (deployable: student only) and ``history.csv`` into the output folder.
+Both read the resolved config sections they need, train with :func:`kdsd.train.loop.fit_together`
+and write, per model, ``model.pt`` (deployable: student only, with its training budget) and
+``history.csv`` into its output folder. A student trained in a group is the student trained alone.
 """
 from __future__ import annotations
 
