@@ -163,14 +163,16 @@ def score_denoiser(denoise, identity: dict, manifests: list, input_csvs: list, o
     """Score ``denoise(noisy) -> estimate`` on each test set; ``identity`` fills the id columns.
     ``tier``: the metric tier (``METRIC_TIERS``) of every test set, or one per test set."""
     written = []
-    tiers = [tier] * len(manifests) if isinstance(tier, str) else list(tier)
+    per_set = {"input_scores": input_csvs, "outputs": out_csvs}
+    if not isinstance(tier, str):
+        per_set["tiers"] = list(tier)
     with worker_pool(workers) as pool:
-        test_sets = paths_per_test_set(manifests, input_scores=input_csvs, outputs=out_csvs, tiers=tiers)
-        for manifest_path, input_csv, out_csv, tier in test_sets:
+        for manifest_path, input_csv, out_csv, *own_tier in paths_per_test_set(manifests, **per_set):
+            set_tier = own_tier[0] if own_tier else tier
             inputs = pd.read_csv(input_csv)
             items = [(row.utt_id, clean, denoise(noisy), _text(row))
                      for row, clean, noisy in _load_pairs(manifest_path)]
-            scores = inputs.merge(score_many(items, workers, tier, pool, disabled), on="utt_id", how="inner")
+            scores = inputs.merge(score_many(items, workers, set_tier, pool, disabled), on="utt_id", how="inner")
             if len(scores) != len(inputs):
                 raise KdsdError(f"{input_csv}: utterances do not match {manifest_path}")
             for m in METRICS:
