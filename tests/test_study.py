@@ -159,5 +159,5 @@ def test_ablation_preset_runs_its_variants_on_one_scenario(tmp_path, env_with_ve
     assert len(ablations["methods"]) == 6 and len(ablations["seeds"]) == 3
     assert {rule for rule in jobs if rule.startswith("distill_")} == {
         f"distill_students_seed{s}" for s in ablations["seeds"]}
-    assert jobs["score_model"] == 6 * 3 and jobs["ablation_table"] == 1 and jobs["runtime_table"] == 1
+    assert jobs["score_model"] == 6 * 3 + 1 and jobs["ablation_table"] == 1 and jobs["runtime_table"] == 1  # + teacher
     assert "score_reference" not in jobs
