@@ -1,5 +1,7 @@
 """The STFT and iSTFT of :class:`kdsd.models.unet.UNetDAE` in numpy, for running the exported
 ONNX mask network without PyTorch (the ONNX graph holds the network between them).
+The FFTs are scipy's: on float32 frames numpy 2.4's ``rfft`` is about 5x slower (3.7 against
+0.7 ms for 10 s of audio), as much CPU as the smallest student's whole network.
 
 Non-causal framing: frames centred on ``t·hop`` (reflect padding by ``n_fft/2``), as
 ``torch.stft(center=True)``. Causal framing: frame t is the ``n_fft`` samples ending at
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy import fft
 
 
 def hann(n_fft: int) -> np.ndarray:
@@ -29,7 +32,7 @@ def stft(wave: np.ndarray, n_fft: int, hop: int, causal: bool) -> np.ndarray:
     else:
         padded = np.pad(wave, n_fft // 2, mode="reflect")
     windows = sliding_window_view(padded, n_fft)[::hop][:frames]
-    return np.fft.rfft(windows * hann(n_fft), axis=1).T
+    return fft.rfft(windows * hann(n_fft), axis=1).T
 
 
 def overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
@@ -46,7 +49,7 @@ def overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
 def istft(spec: np.ndarray, n_fft: int, hop: int, causal: bool, length: int) -> np.ndarray:
     """``(n_fft/2 + 1, T)`` complex → ``(length,)`` float32."""
     window = hann(n_fft)
-    frames = np.fft.irfft(spec.T, n_fft, axis=1) * window
+    frames = fft.irfft(spec.T, n_fft, axis=1) * window
     envelope = overlap_add(np.broadcast_to(window ** 2, frames.shape), hop)
     start = _left_pad(n_fft, hop, causal)
     keep = slice(start, start + length)
