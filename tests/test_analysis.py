@@ -338,6 +338,9 @@ def test_secondary_metrics_get_their_own_table_with_the_wer_floor():
     assert wer == pytest.approx(2.4, abs=0.05)  # simulate_scores: 2 + 0.05 × the teacher's ~8 dB gain
     assert teacher.endswith(f"| {wer - 0.25:.{METRIC_INFO['wer'].digits}f} |")
     assert "Clean-reference WER on this test set (the recogniser's floor on this speech): 0.250." in text
+    assert "say little about intelligibility" not in text
+    table["clean_wer_floor"] = 0.9  # pocketsphinx on the embedded corpus's voices: 0.8-1.0
+    assert "floor on this speech): 0.900. At a floor of 0.5 or more" in markdown_tables(table)
 
 
 def test_model_table_shows_onnx_speed_latency_and_marks_causal_students(scores):

@@ -145,9 +145,22 @@ def secondary_table(rows: pd.DataFrame) -> str:
         if with_floor:
             cells.append(_format_cost(row["wer_mean"] - floor, 1.0, metric_digits("wer")))
         lines.append(_markdown_row(cells))
+    return "\n".join(lines) + (wer_floor_note(floor) if with_floor else "")
+
+
+# A recogniser that gets half the words of clean speech wrong measures its own limits more than
+# what a denoiser did to the words.
+UNINFORMATIVE_WER_FLOOR = 0.5
+
+
+def wer_floor_note(floor: float) -> str:
     note = (f"\n\nClean-reference WER on this test set (the recogniser's floor on this speech): "
-            f"{floor:.{metric_digits('wer')}f}." if with_floor else "")
-    return "\n".join(lines) + note
+            f"{floor:.{metric_digits('wer')}f}.")
+    if floor >= UNINFORMATIVE_WER_FLOOR:
+        note += (f" At a floor of {UNINFORMATIVE_WER_FLOOR:g} or more the recogniser errs on about every "
+                 f"other word or worse even on clean speech, so WER differences between models here "
+                 f"say little about intelligibility.")
+    return note
 
 
 def markdown_tables(table: pd.DataFrame, heading_level: int = 3) -> str:
