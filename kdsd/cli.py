@@ -100,6 +100,13 @@ def cmd_bench_scoring(args) -> None:
               f"= {r['utt_per_s']:.2f} utterances/s (all metrics)")
 
 
+def cmd_bench_deploy(args) -> None:
+    from kdsd.metrics.deploy_bench import bench_deployment, print_deployment
+
+    rows = bench_deployment(args.model_dirs, args.audio, args.seconds, args.repeats)
+    print_deployment(rows)
+
+
 def cmd_examples(args) -> None:
     from kdsd.analysis.examples import write_examples
 
@@ -282,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True, help="a test-set manifest.csv")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--limit", type=int, default=32, help="utterances to score")
+
+    p = add("bench-deploy", cmd_bench_deploy, "one-thread RTF (PyTorch, onnxruntime), latency and "
+            "per-hop streaming time of trained students, against the deployment targets")
+    p.add_argument("model_dirs", nargs="+", help="student folders holding model.pt and model.onnx")
+    p.add_argument("--audio", help="a 16 kHz file to time on (default: seeded noise; timings do not "
+                   "depend on the content)")
+    p.add_argument("--seconds", type=float, default=20.0, help="audio length timed")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats per RTF (median)")
 
     p = add("examples", cmd_examples, "audio examples and spectrograms of one test set")
     p.add_argument("--manifest", required=True)

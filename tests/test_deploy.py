@@ -195,7 +195,8 @@ def test_cli_stream_with_pytorch_and_onnx_writes_the_offline_estimate(tmp_path, 
                               str(tmp_path / "out.wav")], capture_output=True, text=True,
                              env=env_with_venv)
         assert run.returncode == 0, run.stderr
-        assert "per-hop compute: median" in run.stderr and "for a 8 ms hop" in run.stderr
+        assert "per-hop compute: median" in run.stderr and "(CPU: median" in run.stderr
+        assert "for a 8 ms hop" in run.stderr
         assert np.abs(sf.read(tmp_path / "out.wav", dtype="float32")[0] - expected).max() <= 1e-5
     noncausal = tmp_path / "noncausal.pt"
     save_model(noncausal, UNetDAE(width=2, depth=2), config={}, seed=0, history=[])
@@ -217,6 +218,35 @@ def test_cost_job_exports_and_reports_latency_and_onnx_rtf(tmp_path):
     assert record["latency_ms"] == 32.0 and record["causal"] is True
     assert 0 < record["rtf_onnx_1thread"] < 1 and 0 < record["rtf_1thread"] < 1
     assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.stream.onnx").is_file()
+
+
+def test_deployment_benchmark_prints_each_students_speed_against_the_targets(tmp_path, capsys):
+    """`kdsd bench-deploy` on a causal and a non-causal student folder: one row each, streaming
+    figures only for the causal one, and the three target lines with their figures."""
+    from kdsd.metrics.deploy_bench import bench_deployment, print_deployment
+
+    folders = []
+    for causal in (True, False):
+        folder = tmp_path / f"causal_{causal}"
+        model = trained_shape_model(width=2, depth=2, causal=causal)
+        save_model(folder / "model.pt", model, config={}, seed=1, history=[], extra={"role": "student"})
+        export_all(model, folder / "model.onnx")
+        folders.append(folder)
+    rows = bench_deployment(folders, seconds=1.0, repeats=2)
+    causal, offline = rows
+    assert (causal["latency_ms"], offline["latency_ms"]) == (32.0, 32.0 + 5 * 8.0)  # window + (2·depth + 1) hops
+    assert causal["hop_ms"] == 8.0 and 0 < causal["hop_onnx_median_ms"] <= causal["hop_onnx_p99_ms"]
+    assert 0 < causal["hop_torch_median_cpu_ms"] <= causal["hop_torch_p99_cpu_ms"]
+    assert "hop_onnx_p99_ms" not in offline
+    assert all(0 < r[k] < 1 for r in rows for k in ("rtf_torch_wall", "rtf_onnx_wall", "rtf_onnx_cpu"))
+    print_deployment(rows)
+    out = capsys.readouterr().out
+    assert out.count(f"| {tmp_path}/causal_") == 2 and out.count("– (not causal)") == 2
+    assert "latency 32 ms (target ≤ 40): met" in out
+    assert f"p99 per-hop compute under onnxruntime {causal['hop_onnx_p99_ms']:.3f} ms" in out
+    assert f"onnxruntime RTF {offline['rtf_onnx_wall']:.4f} wall" in out
+    with pytest.raises(KdsdError, match="no model.pt or model.onnx"):
+        bench_deployment([tmp_path / "causal_True" / "model.pt", tmp_path], seconds=0.5, repeats=1)
 
 
 def test_reference_latencies_are_documented(tmp_path):

@@ -1,0 +1,146 @@
+"""Deployment benchmark (`kdsd bench-deploy`): what a trained student costs to run, on one CPU
+thread, printed against #18's targets. Figures, not a timed test.
+
+Per model folder (``model.pt`` + ``model.onnx``, and ``model.stream.onnx`` when causal):
+parameters, algorithmic latency, real-time factor of offline enhancement in PyTorch and in
+onnxruntime (wall and process CPU time, median of repeats), and for causal models the
+compute time of each streamed hop (median, 99th percentile) against the hop's duration.
+Compute time does not depend on what the audio holds, so the input is seeded noise unless a
+16 kHz file is given.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from kdsd.errors import KdsdError
+
+SAMPLE_RATE = 16_000
+# Targets of the deployment issue: the DNS Challenge real-time track's latency limit, a p99 hop
+# well inside the hop, and an offline RTF 2x below PyTorch's at the time.
+LATENCY_TARGET_MS = 40.0
+HOP_P99_TARGET = 0.20
+ONNX_RTF_TARGET = 0.002
+
+
+def _bench_audio(audio: str | Path | None, seconds: float) -> np.ndarray:
+    if audio is None:
+        rng = np.random.default_rng(0)
+        return (0.1 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
+    import soundfile as sf
+
+    wave, rate = sf.read(str(audio), dtype="float32", always_2d=True)
+    if rate != SAMPLE_RATE:
+        raise KdsdError(f"{audio}: {rate} Hz; the deployment benchmark takes 16 kHz audio")
+    return wave.mean(axis=1)[: int(seconds * SAMPLE_RATE)]
+
+
+def _real_time_factors(run: Callable[[], object], audio_s: float, repeats: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per audio second, medians over ``repeats`` after one warm-up."""
+    run()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        run()
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall) / audio_s, statistics.median(cpu) / audio_s
+
+
+def _model_files(folder: Path) -> tuple[Path, Path]:
+    folder = folder.parent if folder.name == "model.pt" else folder
+    model_pt, model_onnx = folder / "model.pt", folder / "model.onnx"
+    missing = [p.name for p in (model_pt, model_onnx) if not p.is_file()]
+    if missing:
+        raise KdsdError(f"{folder}: no {' or '.join(missing)} (a student folder of a finished run)")
+    return model_pt, model_onnx
+
+
+def bench_model(folder: str | Path, wave: np.ndarray, repeats: int = 7) -> dict:
+    """One model folder's row (timings on one thread; streaming only for causal models)."""
+    from kdsd.enhance import onnx_frame_mask, stream_wave, torch_frame_mask
+    from kdsd.models.export import OnnxDenoiser, streaming_path
+    from kdsd.models.io import load_model
+    from kdsd.models.unet import count_parameters
+
+    model_pt, model_onnx = _model_files(Path(folder))
+    model, _ = load_model(model_pt)
+    audio_s = len(wave) / SAMPLE_RATE
+    tensor = torch.from_numpy(wave)[None]
+    onnx = OnnxDenoiser(model_onnx, threads=1)
+    with torch.no_grad():
+        torch_rtf = _real_time_factors(lambda: model(tensor), audio_s, repeats)
+    row = {"model": str(model_pt.parent), "audio_s": audio_s, "params": count_parameters(model),
+           "latency_ms": model.algorithmic_latency_ms(SAMPLE_RATE), "causal": bool(model.causal),
+           "rtf_torch_wall": torch_rtf[0], "rtf_torch_cpu": torch_rtf[1]}
+    row["rtf_onnx_wall"], row["rtf_onnx_cpu"] = _real_time_factors(lambda: onnx(wave), audio_s, repeats)
+    if model.causal:
+        hop_s = model.hop / SAMPLE_RATE
+        streams = {"torch": torch_frame_mask(model),
+                   "onnx": onnx_frame_mask(streaming_path(model_onnx), threads=1)[0]}
+        for name, frame_mask in streams.items():
+            result = stream_wave(frame_mask, wave, model.n_fft, model.hop)
+            for suffix, hops in (("", result.hop_seconds), ("_cpu", result.hop_cpu_seconds)):
+                row |= {f"hop_{name}_median{suffix}_ms": 1000 * float(np.median(hops)),
+                        f"hop_{name}_p99{suffix}_ms": 1000 * float(np.percentile(hops, 99))}
+            row["hop_ms"] = 1000 * hop_s
+    return row
+
+
+def bench_deployment(folders: list, audio=None, seconds: float = 20.0, repeats: int = 7) -> list[dict]:
+    from kdsd.metrics.cost import _num_threads
+
+    wave = _bench_audio(audio, seconds)
+    with _num_threads(1):
+        return [bench_model(folder, wave, repeats) for folder in folders]
+
+
+def target_lines(rows: list[dict]) -> list[str]:
+    """The issue's three targets, each with the figure it was judged on."""
+    lines = []
+    causal = [r for r in rows if r["causal"]]
+    if causal:
+        smallest = min(causal, key=lambda r: r["params"])
+        share = smallest["hop_onnx_p99_ms"] / smallest["hop_ms"]
+        lines += [
+            f"smallest causal student ({smallest['params']:,} params): latency "
+            f"{smallest['latency_ms']:g} ms (target ≤ {LATENCY_TARGET_MS:g}): "
+            f"{'met' if smallest['latency_ms'] <= LATENCY_TARGET_MS else 'missed'}",
+            f"  p99 per-hop compute under onnxruntime {smallest['hop_onnx_p99_ms']:.3f} ms wall = "
+            f"{100 * share:.1f} % of the {smallest['hop_ms']:g} ms hop (target ≤ {100 * HOP_P99_TARGET:g} %): "
+            f"{'met' if share <= HOP_P99_TARGET else 'missed'} (CPU: "
+            f"{100 * smallest['hop_onnx_p99_cpu_ms'] / smallest['hop_ms']:.1f} %; wall counts "
+            f"preemption by anything else running)"]
+    offline = [r for r in rows if not r["causal"]]
+    if offline:
+        smallest = min(offline, key=lambda r: r["params"])
+        lines.append(
+            f"smallest non-causal student ({smallest['params']:,} params): onnxruntime RTF "
+            f"{smallest['rtf_onnx_wall']:.4f} wall / {smallest['rtf_onnx_cpu']:.4f} CPU (target ≤ "
+            f"{ONNX_RTF_TARGET:g}): {'met' if smallest['rtf_onnx_wall'] <= ONNX_RTF_TARGET else 'missed'}")
+    return lines
+
+
+def _hop_cell(row: dict, name: str) -> str:
+    """Wall / CPU milliseconds: wall includes preemption by other processes, CPU does not."""
+    return (f"{row[f'hop_{name}_median_ms']:.3f} / {row[f'hop_{name}_median_cpu_ms']:.3f}, "
+            f"{row[f'hop_{name}_p99_ms']:.3f} / {row[f'hop_{name}_p99_cpu_ms']:.3f} ms of {row['hop_ms']:g} ms")
+
+
+def print_deployment(rows: list[dict]) -> None:
+    print(f"one CPU thread, {rows[0]['audio_s']:g} s of audio; RTF = compute time / audio time (wall / CPU)")
+    print("| model | params | latency | RTF PyTorch | RTF onnxruntime | per hop streamed, PyTorch: "
+          "median, p99 | per hop streamed, onnxruntime: median, p99 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        hops = [_hop_cell(r, name) if r["causal"] else "– (not causal)" for name in ("torch", "onnx")]
+        print(f"| {r['model']} | {r['params']:,} | {r['latency_ms']:g} ms | {r['rtf_torch_wall']:.4f} / "
+              f"{r['rtf_torch_cpu']:.4f} | {r['rtf_onnx_wall']:.4f} / {r['rtf_onnx_cpu']:.4f} | "
+              f"{hops[0]} | {hops[1]} |")
+    for line in target_lines(rows):
+        print(line)
