@@ -314,14 +314,18 @@ class StreamResult:
     hop_duration_s: float      # audio per hop
     hop_cpu_seconds: np.ndarray  # the same hops' thread CPU time (preemption excluded)
 
+    def hop_ms(self) -> dict[str, float]:
+        """Median and p99 per hop in ms, wall clock (what a live caller waits) and thread CPU:
+        keys ``median``, ``p99``, ``median_cpu``, ``p99_cpu``."""
+        return {f"{name}{suffix}": 1000 * float(np.percentile(times, q))
+                for suffix, times in (("", self.hop_seconds), ("_cpu", self.hop_cpu_seconds))
+                for name, q in (("median", 50), ("p99", 99))}
+
     def timing_line(self) -> str:
-        """Median and p99 per hop, wall clock (what a live caller waits) and thread CPU time."""
-        hop_ms = self.hop_duration_s * 1000
-        wall = [1000 * np.percentile(self.hop_seconds, q) for q in (50, 99)]
-        cpu = [1000 * np.percentile(self.hop_cpu_seconds, q) for q in (50, 99)]
-        return (f"per-hop compute: median {wall[0]:.3f} ms, p99 {wall[1]:.3f} ms wall (CPU: median "
-                f"{cpu[0]:.3f} ms, p99 {cpu[1]:.3f} ms) for a {hop_ms:g} ms hop "
-                f"({100 * wall[1] / hop_ms:.1f} % of the hop at p99; {len(self.hop_seconds)} hops)")
+        ms, hop_ms = self.hop_ms(), self.hop_duration_s * 1000
+        return (f"per-hop compute: median {ms['median']:.3f} ms, p99 {ms['p99']:.3f} ms wall (CPU: median "
+                f"{ms['median_cpu']:.3f} ms, p99 {ms['p99_cpu']:.3f} ms) for a {hop_ms:g} ms hop "
+                f"({100 * ms['p99'] / hop_ms:.1f} % of the hop at p99; {len(self.hop_seconds)} hops)")
 
 
 def stream_wave(frame_mask: FrameMask, wave: np.ndarray, n_fft: int, hop: int) -> StreamResult:

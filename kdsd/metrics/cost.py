@@ -84,7 +84,7 @@ def macs_per_second(model: nn.Module, sample_rate: int = SAMPLE_RATE) -> float:
     return count_macs(model, MACS_SECONDS, sample_rate) / MACS_SECONDS
 
 
-def _fixed_noise(seconds: float, sample_rate: int) -> np.ndarray:
+def fixed_noise(seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     rng = np.random.default_rng(RTF_SEED)
     return (0.1 * rng.standard_normal(int(round(seconds * sample_rate)))).astype(np.float32)
 
@@ -107,16 +107,24 @@ def real_time_factor(model_or_fn: Denoiser, seconds: float = 10.0, repeats: int 
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1 (got {repeats})")
-    run = _runner(model_or_fn, _fixed_noise(seconds, sample_rate))
+    run = _runner(model_or_fn, fixed_noise(seconds, sample_rate))
     guard = _eval_mode(model_or_fn) if isinstance(model_or_fn, nn.Module) else nullcontext()
     with _num_threads(threads), guard:
-        run()  # warm-up: first call pays for allocator growth and kernel selection
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) / seconds
+        wall, _ = median_seconds(run, repeats)
+    return wall / seconds
+
+
+def median_seconds(run: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall and process-CPU seconds of ``run()`` over ``repeats`` calls, after one warm-up
+    (the first call pays for allocator growth and kernel selection)."""
+    run()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        run()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu_start)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def model_cost(model: nn.Module, *, repeats: int = 5, threads: int = 1,

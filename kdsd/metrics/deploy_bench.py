@@ -10,17 +10,14 @@ Compute time does not depend on what the audio holds, so the input is seeded noi
 """
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from kdsd.errors import KdsdError
+from kdsd.metrics.cost import SAMPLE_RATE, _num_threads, fixed_noise, median_seconds
 
-SAMPLE_RATE = 16_000
 # Targets of the deployment issue: the DNS Challenge real-time track's latency limit, a p99 hop
 # well inside the hop, and an offline RTF 2x below PyTorch's at the time.
 LATENCY_TARGET_MS = 40.0
@@ -30,8 +27,7 @@ ONNX_RTF_TARGET = 0.002
 
 def _bench_audio(audio: str | Path | None, seconds: float) -> np.ndarray:
     if audio is None:
-        rng = np.random.default_rng(0)
-        return (0.1 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
+        return fixed_noise(seconds)
     import soundfile as sf
 
     wave, rate = sf.read(str(audio), dtype="float32", always_2d=True)
@@ -40,16 +36,10 @@ def _bench_audio(audio: str | Path | None, seconds: float) -> np.ndarray:
     return wave.mean(axis=1)[: int(seconds * SAMPLE_RATE)]
 
 
-def _real_time_factors(run: Callable[[], object], audio_s: float, repeats: int) -> tuple[float, float]:
-    """(wall, CPU) seconds per audio second, medians over ``repeats`` after one warm-up."""
-    run()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        run()
-        wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
-    return statistics.median(wall) / audio_s, statistics.median(cpu) / audio_s
+def _real_time_factors(run, audio_s: float, repeats: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per audio second."""
+    wall, cpu = median_seconds(run, repeats)
+    return wall / audio_s, cpu / audio_s
 
 
 def _model_files(folder: Path) -> tuple[Path, Path]:
@@ -84,17 +74,13 @@ def bench_model(folder: str | Path, wave: np.ndarray, repeats: int = 7) -> dict:
         streams = {"torch": torch_frame_mask(model),
                    "onnx": onnx_frame_mask(streaming_path(model_onnx), threads=1)[0]}
         for name, frame_mask in streams.items():
-            result = stream_wave(frame_mask, wave, model.n_fft, model.hop)
-            for suffix, hops in (("", result.hop_seconds), ("_cpu", result.hop_cpu_seconds)):
-                row |= {f"hop_{name}_median{suffix}_ms": 1000 * float(np.median(hops)),
-                        f"hop_{name}_p99{suffix}_ms": 1000 * float(np.percentile(hops, 99))}
+            per_hop = stream_wave(frame_mask, wave, model.n_fft, model.hop).hop_ms()
+            row |= {f"hop_{name}_{key}_ms": ms for key, ms in per_hop.items()}
             row["hop_ms"] = 1000 * hop_s
     return row
 
 
 def bench_deployment(folders: list, audio=None, seconds: float = 20.0, repeats: int = 7) -> list[dict]:
-    from kdsd.metrics.cost import _num_threads
-
     wave = _bench_audio(audio, seconds)
     with _num_threads(1):
         return [bench_model(folder, wave, repeats) for folder in folders]
