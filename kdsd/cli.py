@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from kdsd.errors import KdsdError
-from kdsd.metrics import METRIC_GROUPS
+from kdsd.metrics import METRIC_GROUPS, METRIC_TIERS
 
 
 def _threads(args) -> None:
@@ -61,7 +61,7 @@ def cmd_score_input(args) -> None:
     from kdsd.metrics.scoring import score_input
 
     _threads(args)  # the speaker encoder runs torch
-    score_input(args.manifest, args.out, workers=args.threads, disabled=args.metrics_off)
+    score_input(args.manifest, args.out, workers=args.threads, tier=metric_tier(args), disabled=args.metrics_off)
 
 
 def cmd_score(args) -> None:
@@ -69,8 +69,7 @@ def cmd_score(args) -> None:
 
     _threads(args)
     score_model(args.model, args.name, args.manifest, args.input_scores, args.out, workers=args.threads,
-                tier=args.metric_tier[0] if len(args.metric_tier) == 1 else args.metric_tier,
-                disabled=args.metrics_off)
+                tier=metric_tier(args), disabled=args.metrics_off)
 
 
 def cmd_cost(args) -> None:
@@ -89,7 +88,7 @@ def cmd_score_reference(args) -> None:
 
     _threads(args)
     score_reference(args.name, args.manifest, args.input_scores, args.out, workers=args.threads,
-                    disabled=args.metrics_off)
+                    tier=metric_tier(args), disabled=args.metrics_off)
 
 
 def cmd_bench_scoring(args) -> None:
@@ -220,6 +219,17 @@ def add_test_set_paths(parser, input_scores: bool = True) -> None:
     parser.add_argument("--out", nargs="+", required=True, help="one score CSV per manifest, in order")
     parser.add_argument("--metrics-off", nargs="*", default=[], choices=METRIC_GROUPS, metavar="GROUP",
                         help="metric groups left empty (evaluation.metrics switches set to false)")
+    parser.add_argument("--metric-tier", choices=list(METRIC_TIERS), nargs="+", default=["all"],
+                        help="one for every test set, or one per --manifest: all metrics; base: the "
+                             "switchable groups left empty (input, teacher and references outside "
+                             "evaluation.secondary_metric_test_sets); core: every secondary one left "
+                             "empty (evaluation.secondary_metric_seeds, secondary_metric_test_sets); "
+                             "primary: SI-SDR only (evaluation.core_metric_seeds)")
+
+
+def metric_tier(args) -> str | list[str]:
+    """``--metric-tier``: one tier for every test set, or the list of them."""
+    return args.metric_tier[0] if len(args.metric_tier) == 1 else args.metric_tier
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,10 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--name", required=True, help="model id written in the table")
     add_test_set_paths(p)
-    p.add_argument("--metric-tier", choices=["all", "core", "primary"], nargs="+", default=["all"],
-                   help="one for every test set, or one per --manifest: all metrics; core: the "
-                        "secondary ones left empty (evaluation.secondary_metric_seeds, "
-                        "secondary_metric_test_sets); primary: SI-SDR only (evaluation.core_metric_seeds)")
 
     p = add("score-reference", cmd_score_reference, "score an external reference denoiser on test sets")
     p.add_argument("--name", required=True, help="rnnoise, deepfilternet3 or spectral_gating")

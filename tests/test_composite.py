@@ -68,6 +68,14 @@ def test_agrees_with_pysepm(pysepm, clean, snr_db):
     assert comp.composite(clean, noisy) == pytest.approx(expected, rel=TOLERANCE)
 
 
+def test_a_given_pesq_term_is_used_as_is(clean):
+    """Scoring passes the PESQ-WB it already has: the same numbers without a second PESQ run."""
+    noisy = _at_snr(clean, 5.0)
+    assert comp.composite(clean, noisy, pesq_mos=pesq_wb(clean, noisy)) == comp.composite(clean, noisy)
+    low, high = comp.composite(clean, noisy, pesq_mos=2.5), comp.composite(clean, noisy, pesq_mos=3.5)
+    assert high["covl"] - low["covl"] == pytest.approx(0.805) and high["ssnr"] == low["ssnr"]
+
+
 def test_identical_signals_reach_the_ceiling(clean):
     scores = comp.composite(clean, clean)
     assert {k: scores[k] for k in ("csig", "cbak", "covl")} == {"csig": 5.0, "cbak": 5.0, "covl": 5.0}

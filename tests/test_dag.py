@@ -59,10 +59,17 @@ def test_score_tables_follow_the_contract(smoke_run):
     assert core_only[["pesq_wb", "stoi", "estoi", "si_sdr"]].notna().all().all()
     assert core_only[["pesq_nb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"]].isna().all().all()
     assert core_only.nan_reason.str.contains("secondary_metric_seeds").all()
-    teacher = pd.read_csv(results / "scores" / "teacher" / "test_noise.csv")
-    assert teacher[["pesq_nb", "dnsmos_ovrl", "dnsmos_p808", "csig", "cbak", "covl", "ssnr", "lsd", "wer",
-                    "spk_sim", "clean_wer"]].notna().all().all()
     assert core_only[["csig", "wer", "spk_sim"]].isna().all().all()
+    # the teacher and references: every metric on test_matched; elsewhere all but the switchable
+    # groups (WER above all), which no student gets there either
+    switchable = ["dnsmos_p808", "csig", "cbak", "covl", "ssnr", "lsd", "wer", "spk_sim"]
+    for model in ("teacher", "references/spectral_gating"):
+        full = pd.read_csv(results / "scores" / model / "test_matched.csv")
+        assert full[["pesq_nb", "dnsmos_ovrl", *switchable, "clean_wer"]].notna().all().all(), model
+        base = pd.read_csv(results / "scores" / model / "test_noise.csv")
+        assert base[["pesq_wb", "pesq_nb", "estoi", "si_sdr", "dnsmos_ovrl"]].notna().all().all(), model
+        assert base[switchable + [f"input_{m}" for m in switchable] + ["clean_wer"]].isna().all().all(), model
+        assert base.nan_reason.str.contains("wer, speaker_similarity").all(), model
 
 
 def test_outputs_logs_benchmarks_and_report_exist(smoke_run):

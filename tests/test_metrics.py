@@ -94,8 +94,8 @@ def test_length_mismatch_is_refused():
 
 
 def test_core_only_scoring_leaves_exactly_the_secondary_metrics_empty_with_a_reason():
-    from kdsd.metrics import CORE_METRICS, METRICS, SECONDARY_METRICS
-    from kdsd.metrics.scoring import SKIPPED_REASON, score_many
+    from kdsd.metrics import BASE_METRICS, CORE_METRICS, METRICS, SECONDARY_METRICS
+    from kdsd.metrics.scoring import BASE_REASON, SKIPPED_REASON, score_many
 
     clean = _speech_like()
     items = [("u1", clean, _at_snr(clean, 5.0), "")]  # no text: WER is NaN with its reason
@@ -107,6 +107,12 @@ def test_core_only_scoring_leaves_exactly_the_secondary_metrics_empty_with_a_rea
     assert core[list(CORE_METRICS)].to_numpy() == pytest.approx(full[list(CORE_METRICS)].to_numpy())
     assert core[list(SECONDARY_METRICS)].isna().all().all()
     assert core.nan_reason.iloc[0] == SKIPPED_REASON
+    # the input, teacher and references outside evaluation.secondary_metric_test_sets
+    base = score_many(items, workers=1, tier="base")
+    assert base[list(BASE_METRICS)].to_numpy() == pytest.approx(full[list(BASE_METRICS)].to_numpy())
+    assert {"pesq_nb", "dnsmos_ovrl"} <= set(BASE_METRICS) and not {"dnsmos_p808", "csig", "wer"} & set(BASE_METRICS)
+    assert base[[m for m in METRICS if m not in BASE_METRICS]].isna().all().all()
+    assert base.nan_reason.iloc[0] == BASE_REASON
     primary = score_many(items, workers=1, tier="primary")  # seeds past evaluation.core_metric_seeds
     assert primary.si_sdr.iloc[0] == pytest.approx(full.si_sdr.iloc[0])
     assert primary[[m for m in METRICS if m != "si_sdr"]].isna().all().all()

@@ -75,6 +75,24 @@ def test_cli_switches_groups_off_and_refuses_unknown_ones(test_set, tmp_path, ca
     assert "invalid choice: 'wre'" in capsys.readouterr().err
 
 
+def test_input_outside_the_secondary_test_sets_skips_the_recogniser(test_set, tmp_path):
+    """The input, teacher and references get the base tier outside evaluation.secondary_metric_test_sets:
+    no WER (nor its clean floor) and no other switchable group, PESQ-NB and DNSMOS P.835 kept."""
+    from kdsd.cli import main
+    from kdsd.metrics.scoring import BASE_REASON
+
+    manifest, _ = test_set
+    outs = [tmp_path / "matched.csv", tmp_path / "mismatched.csv"]
+    assert main(["score-input", "--manifest", str(manifest), str(manifest), "--out", *map(str, outs),
+                 "--metric-tier", "all", "base"]) == 0
+    full, base = (pd.read_csv(p).set_index("utt_id") for p in outs)
+    assert full.loc["with_text", CLEAN_WER] == 0.0 and full.loc["with_text", "input_csig"] > 0
+    assert base[[CLEAN_WER, "input_wer", "input_csig", "input_spk_sim", "input_dnsmos_p808"]].isna().all().all()
+    assert base["input_pesq_nb"].tolist() == full["input_pesq_nb"].tolist()
+    assert base["input_dnsmos_ovrl"].tolist() == pytest.approx(full["input_dnsmos_ovrl"].tolist())
+    assert (base.input_nan_reason == BASE_REASON).all()
+
+
 @pytest.mark.parametrize("cell, text", [(float("nan"), ""), ("Go now.", "Go now."), (42, "42")])
 def test_manifest_text_cells_become_strings(cell, text):
     from types import SimpleNamespace

@@ -45,8 +45,14 @@ CORE_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m not in SECONDARY_M
 # The primary test's one metric (kdsd.analysis.primary): all that seeds past
 # evaluation.core_metric_seeds are scored on.
 PRIMARY_METRICS: tuple[str, ...] = ("si_sdr",)
-# Which metrics a score table holds: every one, the core ones, or the primary one.
-METRIC_TIERS: dict[str, tuple[str, ...]] = {"all": METRICS, "core": CORE_METRICS, "primary": PRIMARY_METRICS}
+# The metrics without a switch (PESQ, STOI, ESTOI, SI-SDR, DNSMOS P.835): what the input, teacher
+# and references get on test sets outside evaluation.secondary_metric_test_sets, where the
+# switchable groups (WER above all) would cost the most and no student is scored on them.
+BASE_METRICS: tuple[str, ...] = tuple(m for m, info in METRIC_INFO.items() if info.group == "always_on")
+# Which metrics a score table holds, most to fewest: every one, the base ones, the core ones, or
+# the primary one.
+METRIC_TIERS: dict[str, tuple[str, ...]] = {"all": METRICS, "base": BASE_METRICS, "core": CORE_METRICS,
+                                            "primary": PRIMARY_METRICS}
 # Switches under evaluation.metrics (schema): a group turned off leaves its columns empty.
 METRIC_GROUPS: tuple[str, ...] = tuple(dict.fromkeys(
     info.group for info in _INFO if info.group != "always_on"))

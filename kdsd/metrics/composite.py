@@ -132,15 +132,18 @@ def log_likelihood_ratio_frames(clean_frames, processed_frames) -> np.ndarray:
     return np.log(_toeplitz_quadratic(a_processed, r_clean) / _toeplitz_quadratic(a_clean, r_clean))
 
 
-def composite(reference: np.ndarray, estimate: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict:
-    """CSIG, CBAK, COVL (MOS scale, clipped to [1, 5]) and SSNR (dB) of one pair."""
+def composite(reference: np.ndarray, estimate: np.ndarray, sample_rate: int = SAMPLE_RATE,
+              pesq_mos: float | None = None) -> dict:
+    """CSIG, CBAK, COVL (MOS scale, clipped to [1, 5]) and SSNR (dB) of one pair. ``pesq_mos``:
+    the pair's PESQ-WB where the caller already has it (``pesq_wb(reference, estimate)``)."""
     clean = np.asarray(reference, np.float64) + EPS  # composite.m adds eps to both signals
     processed = np.asarray(estimate, np.float64) + EPS
     clean_frames, processed_frames = _frames(clean, sample_rate), _frames(processed, sample_rate)
     wss = _trimmed_mean(weighted_spectral_slope_frames(clean_frames, processed_frames, sample_rate))
     llr = _trimmed_mean(log_likelihood_ratio_frames(clean_frames, processed_frames))
     ssnr = float(np.mean(segmental_snr_frames(clean_frames, processed_frames)))
-    pesq_mos = pesq_wb(reference, estimate)
+    if pesq_mos is None:
+        pesq_mos = pesq_wb(reference, estimate)
     scores = {"csig": 3.093 - 1.029 * llr + 0.603 * pesq_mos - 0.009 * wss,
               "cbak": 1.634 + 0.478 * pesq_mos - 0.007 * wss + 0.063 * ssnr,
               "covl": 1.594 + 0.805 * pesq_mos - 0.512 * llr - 0.007 * wss}

@@ -21,7 +21,7 @@ from kdsd.audio import read_pair
 from kdsd.corpus.manifest import read_manifest
 from kdsd.enhance import enhance_wave
 from kdsd.errors import KdsdError
-from kdsd.metrics import METRIC_TIERS, METRICS, group_columns, improvement
+from kdsd.metrics import METRIC_GROUPS, METRIC_TIERS, METRICS, group_columns, improvement
 from kdsd.metrics.asr import word_error_rate
 from kdsd.metrics.composite import composite, log_spectral_distance
 from kdsd.metrics.dnsmos import dnsmos
@@ -37,7 +37,9 @@ SKIPPED_REASON = ("secondary metrics not computed for this seed or test set "
                   "(evaluation.secondary_metric_seeds, evaluation.secondary_metric_test_sets)")
 SKIPPED_CORE_REASON = ("only SI-SDR computed for this seed, the primary test's metric "
                        "(evaluation.core_metric_seeds)")
-TIER_REASONS = {"all": "", "core": SKIPPED_REASON, "primary": SKIPPED_CORE_REASON}
+BASE_REASON = (f"{', '.join(METRIC_GROUPS)}: scored on evaluation.secondary_metric_test_sets only "
+               "(the input, teacher and references get the other metrics on every test set)")
+TIER_REASONS = {"all": "", "base": BASE_REASON, "core": SKIPPED_REASON, "primary": SKIPPED_CORE_REASON}
 # The recogniser's own WER on the clean reference (its floor on this speech), in the input table.
 CLEAN_WER = "clean_wer"
 
@@ -48,21 +50,29 @@ def _audible(reference: np.ndarray) -> np.ndarray:
     return reference
 
 
-# Secondary metric groups beyond PESQ-NB and DNSMOS P.835: group -> scorer(reference, estimate, text).
+def _composite(reference, estimate, scored: dict) -> dict:
+    """The composite measures, reusing the PESQ-WB this score already computed (the same call);
+    without a finite one, composite() runs PESQ itself and raises its error."""
+    pesq_mos = scored.get("pesq_wb", float("nan"))
+    return composite(_audible(reference), estimate, pesq_mos=pesq_mos if np.isfinite(pesq_mos) else None)
+
+
+# Secondary metric groups beyond PESQ-NB and DNSMOS P.835:
+# group -> scorer(reference, estimate, text, the metrics scored so far).
 GROUP_SCORERS = {
-    "composite": lambda ref, est, text: composite(_audible(ref), est),
-    "lsd": lambda ref, est, text: {"lsd": log_spectral_distance(_audible(ref), est)},
-    "wer": lambda ref, est, text: {"wer": word_error_rate(text, est)},  # no text: ValueError
-    "speaker_similarity": lambda ref, est, text: {"spk_sim": speaker_similarity(_audible(ref), est)},
+    "composite": lambda ref, est, text, scored: _composite(ref, est, scored),
+    "lsd": lambda ref, est, text, scored: {"lsd": log_spectral_distance(_audible(ref), est)},
+    "wer": lambda ref, est, text, scored: {"wer": word_error_rate(text, est)},  # no text: ValueError
+    "speaker_similarity": lambda ref, est, text, scored: {"spk_sim": speaker_similarity(_audible(ref), est)},
 }
 
 
-def _group_scores(reference, estimate, text: str, groups) -> tuple[dict, list[str]]:
+def _group_scores(reference, estimate, text: str, groups, scored: dict) -> tuple[dict, list[str]]:
     """Every group's columns; a group that cannot score this pair gives NaNs and its reason."""
     values, reasons = {}, []
     for group in groups:
         try:
-            values.update(GROUP_SCORERS[group](reference, estimate, text))
+            values.update(GROUP_SCORERS[group](reference, estimate, text, scored))
         except (PesqError, ValueError) as exc:
             values.update(dict.fromkeys(group_columns(group), float("nan")))
             reasons.append(f"{group}: {exc}".splitlines()[0])
@@ -71,13 +81,14 @@ def _group_scores(reference, estimate, text: str, groups) -> tuple[dict, list[st
 
 def _score_one(args):
     utt_id, reference, estimate, text, tier, disabled = args
-    metrics = INTRUSIVE_METRICS if tier == "all" else METRIC_TIERS[tier]
+    metrics = INTRUSIVE_METRICS if tier in ("all", "base") else METRIC_TIERS[tier]
     values, reason = score_utterance(reference, estimate, metrics=metrics)
     reasons = [reason]
+    if tier in ("all", "base"):  # DNSMOS scores the estimate alone
+        values.update(dnsmos(estimate, p808=tier == "all" and "dnsmos_p808" not in disabled))
     if tier == "all":
-        values.update(dnsmos(estimate, p808="dnsmos_p808" not in disabled))  # the estimate alone
         extra, group_reasons = _group_scores(reference, estimate, text,
-                                             [g for g in GROUP_SCORERS if g not in disabled])
+                                             [g for g in GROUP_SCORERS if g not in disabled], values)
         values.update(extra)
         reasons += group_reasons
         if disabled:
@@ -90,8 +101,8 @@ def _score_one(args):
 
 def score_many(items, workers: int, tier: str = "all", pool=None, disabled=()) -> pd.DataFrame:
     """``items``: iterable of (utt_id, reference, estimate, text); ``tier`` (``METRIC_TIERS``)
-    ``core`` leaves the ``SECONDARY_METRICS`` columns NaN, ``primary`` every column but SI-SDR
-    (their reason in ``nan_reason``), as do ``disabled``
+    ``base`` leaves the switchable groups' columns NaN, ``core`` the ``SECONDARY_METRICS``,
+    ``primary`` every column but SI-SDR (their reason in ``nan_reason``), as do ``disabled``
     metric groups (``METRIC_GROUPS``). ``pool``: an open ``worker_pool`` to reuse across calls;
     without one, ``workers`` > 1 opens its own."""
     if pool is None and workers > 1:
@@ -123,6 +134,14 @@ def paths_per_test_set(manifests: list, **per_set: list) -> list[tuple]:
     return [(Path(m), *rest) for m, *rest in zip(manifests, *per_set.values())]
 
 
+def tiered_paths(manifests: list, tier: str | list[str], **per_set: list) -> list[tuple]:
+    """``paths_per_test_set`` with each test set's metric tier last: ``tier`` is one for every
+    test set, or one per test set."""
+    if isinstance(tier, str):
+        return [(*paths, tier) for paths in paths_per_test_set(manifests, **per_set)]
+    return paths_per_test_set(manifests, **per_set, tiers=list(tier))
+
+
 def _load_pairs(manifest_path: Path):
     table = read_manifest(manifest_path)
     root = manifest_path.parent
@@ -139,20 +158,22 @@ def _clean_wer(clean, text: str) -> float:
     return word_error_rate(text, clean) if text else float("nan")
 
 
-def score_input(manifests: list, out_csvs: list, workers: int = 1, disabled=()) -> list[Path]:
+def score_input(manifests: list, out_csvs: list, workers: int = 1, tier: str | list[str] = "all",
+                disabled=()) -> list[Path]:
     """Scores of the unprocessed noisy input of each test set, columns ``input_<metric>``, and
-    ``clean_wer``: the recogniser's WER on the clean reference (NaN without text or with WER off)."""
+    ``clean_wer``: the recogniser's WER on the clean reference (NaN without text, with WER off or
+    outside the ``all`` tier). ``tier`` as in ``score_denoiser``."""
     written = []
     with worker_pool(workers) as pool:
-        for manifest_path, out_csv in paths_per_test_set(manifests, outputs=out_csvs):
+        for manifest_path, out_csv, set_tier in tiered_paths(manifests, tier, outputs=out_csvs):
             meta, items = [], []
+            wer_on = set_tier == "all" and "wer" not in disabled
             for row, clean, noisy in _load_pairs(manifest_path):
-                wer_on = "wer" not in disabled
                 meta.append({"utt_id": row.utt_id, "test_set": row.split, "noise_family": row.noise_family,
                              "snr_db": row.snr_db,
                              CLEAN_WER: _clean_wer(clean, _text(row)) if wer_on else float("nan")})
                 items.append((row.utt_id, clean, noisy, _text(row)))
-            scores = score_many(items, workers, pool=pool, disabled=disabled).rename(
+            scores = score_many(items, workers, set_tier, pool, disabled).rename(
                 columns={m: f"input_{m}" for m in METRICS} | {"nan_reason": "input_nan_reason"})
             written.append(write_csv(pd.DataFrame(meta).merge(scores, on="utt_id"), out_csv))
     return written
@@ -163,12 +184,9 @@ def score_denoiser(denoise, identity: dict, manifests: list, input_csvs: list, o
     """Score ``denoise(noisy) -> estimate`` on each test set; ``identity`` fills the id columns.
     ``tier``: the metric tier (``METRIC_TIERS``) of every test set, or one per test set."""
     written = []
-    per_set = {"input_scores": input_csvs, "outputs": out_csvs}
-    if not isinstance(tier, str):
-        per_set["tiers"] = list(tier)
     with worker_pool(workers) as pool:
-        for manifest_path, input_csv, out_csv, *own_tier in paths_per_test_set(manifests, **per_set):
-            set_tier = own_tier[0] if own_tier else tier
+        for manifest_path, input_csv, out_csv, set_tier in tiered_paths(manifests, tier, input_scores=input_csvs,
+                                                                        outputs=out_csvs):
             inputs = pd.read_csv(input_csv)
             items = [(row.utt_id, clean, denoise(noisy), _text(row))
                      for row, clean, noisy in _load_pairs(manifest_path)]
@@ -199,7 +217,7 @@ def reference_identity(name: str) -> dict:
 
 
 def score_reference(name: str, manifests: list, input_csvs: list, out_csvs: list,
-                    workers: int = 1, disabled=()) -> list[Path]:
+                    workers: int = 1, tier: str | list[str] = "all", disabled=()) -> list[Path]:
     """Score an external reference denoiser; one that cannot run here leaves header-only tables
     (its reason is in the reference's cost record), so the rest of the DAG goes on."""
     ok, reason = availability(name)
@@ -212,4 +230,4 @@ def score_reference(name: str, manifests: list, input_csvs: list, out_csvs: list
             written.append(write_csv(pd.DataFrame(columns=list(dict.fromkeys(columns))), out_csv))
         return written
     return score_denoiser(lambda noisy: denoise(name, noisy), reference_identity(name),
-                          manifests, input_csvs, out_csvs, workers, disabled=disabled)
+                          manifests, input_csvs, out_csvs, workers, tier, disabled)

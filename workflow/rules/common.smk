@@ -4,7 +4,7 @@ import shlex
 
 from kdsd.cluster import capped_threads, is_slurm, local_cores_claimed, threads_of_claim
 from kdsd.corpus import sources
-from kdsd.metrics import CORE_METRICS, METRIC_INFO, METRICS, PRIMARY_METRICS
+from kdsd.metrics import METRIC_INFO, METRIC_TIERS, METRICS
 from kdsd.train.jobs import check_students, run_scenarios, student_job_config
 
 # A score table's columns follow kdsd's metric list; as a rule param, a change to that list
@@ -12,8 +12,7 @@ from kdsd.train.jobs import check_students, run_scenarios, student_job_config
 # Metric groups switched off (evaluation.metrics) drop out of the param too, so a switch rescores.
 METRICS_OFF = [group for group, on in config["evaluation"]["metrics"].items() if not on]
 METRICS_ON = [m for m in METRICS if METRIC_INFO[m].group not in METRICS_OFF]
-METRICS_PARAM = ",".join(METRICS_ON)
-TIER_METRICS = {"all": METRICS_PARAM, "core": ",".join(CORE_METRICS), "primary": ",".join(PRIMARY_METRICS)}
+TIER_METRICS = {tier: ",".join(m for m in metrics if m in METRICS_ON) for tier, metrics in METRIC_TIERS.items()}
 METRICS_OFF_ARG = f" --metrics-off {' '.join(METRICS_OFF)}" if METRICS_OFF else ""
 
 RESULTS = "results"
@@ -41,16 +40,28 @@ def unique_or_all(values):
     return values[:1] if len(set(values)) == 1 else values
 
 
+def _on_secondary_test_sets(tier, elsewhere):
+    return [tier if SECONDARY_TEST_SETS is None or t in SECONDARY_TEST_SETS else elsewhere for t in TEST_SETS]
+
+
 def metric_tiers(model):
-    """What a model's score table on each test set holds (schema: why): every metric for the
-    teacher, and for a student's first seeds on the secondary test sets; the core metrics for
-    the next seeds (and the first ones elsewhere); SI-SDR alone for the rest."""
-    if model == "teacher":
-        return ["all"] * len(TEST_SETS)
+    """What a table on each test set holds (schema: why). The input, teacher and references: every
+    metric on the secondary test sets, the base ones (no switchable group) elsewhere. A student's
+    first seeds: every metric on the secondary test sets, the core ones elsewhere; the next seeds
+    the core metrics, the rest SI-SDR alone."""
+    if model in ("input", "teacher") or model.startswith("references/"):
+        return _on_secondary_test_sets("all", "base")
     seed = int(model.rsplit("/seed", 1)[1])
     if seed in SECONDARY_SEEDS:
-        return ["all" if SECONDARY_TEST_SETS is None or t in SECONDARY_TEST_SETS else "core" for t in TEST_SETS]
+        return _on_secondary_test_sets("all", "core")
     return ["core" if seed in CORE_SEEDS else "primary"] * len(TEST_SETS)
+
+
+def tier_params(model):
+    """A scoring rule's params: its tier (one, or one per test set where they differ) and the
+    metric lists they hold, so that a change to either rescores."""
+    tiers = unique_or_all(metric_tiers(model))
+    return {"tier": " ".join(tiers), "metrics": ";".join(TIER_METRICS[t] for t in tiers)}
 
 wildcard_constraints:
     split="[a-z_]+",

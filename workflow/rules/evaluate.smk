@@ -21,7 +21,7 @@ rule score_input:
     output:
         scores=INPUT_SCORES,
     params:
-        metrics=METRICS_PARAM,
+        **tier_params("input"),
     log:
         f"{RESULTS}/logs/scores/input.log",
     benchmark:
@@ -32,7 +32,7 @@ rule score_input:
         mem_mb=2000,
         runtime=120,
     shell:
-        "kdsd score-input --manifest {input.manifests} --out {output.scores}"
+        "kdsd score-input --manifest {input.manifests} --out {output.scores} --metric-tier {params.tier}"
         " --threads {resources.job_threads}" + METRICS_OFF_ARG + " > {log} 2>&1"
 
 
@@ -44,10 +44,8 @@ rule score_model:
     output:
         scores=per_test_set(f"{RESULTS}/scores/{{{{model}}}}/{{test_set}}.csv"),
     params:
-        # the metric tier (one, or one per test set where they differ) and its metric lists:
-        # a change rescores
-        metrics=lambda w: ";".join(TIER_METRICS[t] for t in unique_or_all(metric_tiers(w.model))),
-        tier=lambda w: " ".join(unique_or_all(metric_tiers(w.model))),
+        metrics=lambda w: tier_params(w.model)["metrics"],
+        tier=lambda w: tier_params(w.model)["tier"],
     log:
         f"{RESULTS}/logs/scores/{{model}}.log",
     benchmark:
@@ -89,7 +87,8 @@ rule score_reference:
     output:
         scores=per_test_set(f"{RESULTS}/scores/references/{{{{reference}}}}/{{test_set}}.csv"),
     params:
-        metrics=METRICS_PARAM,
+        metrics=lambda w: tier_params(f"references/{w.reference}")["metrics"],
+        tier=lambda w: tier_params(f"references/{w.reference}")["tier"],
     log:
         f"{RESULTS}/logs/scores/references/{{reference}}.log",
     benchmark:
@@ -101,8 +100,8 @@ rule score_reference:
         runtime=120,
     shell:
         "kdsd score-reference --name {wildcards.reference} --manifest {input.manifests}"
-        " --input-scores {input.input_scores} --out {output.scores} --threads {resources.job_threads}"
-        + METRICS_OFF_ARG + " > {log} 2>&1"
+        " --input-scores {input.input_scores} --out {output.scores} --metric-tier {params.tier}"
+        " --threads {resources.job_threads}" + METRICS_OFF_ARG + " > {log} 2>&1"
 
 
 rule reference_cost:
