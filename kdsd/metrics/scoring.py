@@ -81,20 +81,17 @@ def _group_scores(reference, estimate, text: str, groups, scored: dict) -> tuple
 
 def _score_one(args):
     utt_id, reference, estimate, text, tier, disabled = args
-    metrics = INTRUSIVE_METRICS if tier in ("all", "base") else METRIC_TIERS[tier]
-    values, reason = score_utterance(reference, estimate, metrics=metrics)
-    reasons = [reason]
-    if tier in ("all", "base"):  # DNSMOS scores the estimate alone
-        values.update(dnsmos(estimate, p808=tier == "all" and "dnsmos_p808" not in disabled))
-    if tier == "all":
-        extra, group_reasons = _group_scores(reference, estimate, text,
-                                             [g for g in GROUP_SCORERS if g not in disabled], values)
-        values.update(extra)
-        reasons += group_reasons
-        if disabled:
-            reasons.append(f"{', '.join(disabled)}: turned off (evaluation.metrics)")
-    else:
-        reasons.append(TIER_REASONS[tier])
+    wanted = METRIC_TIERS[tier]  # the tier's metric list decides what runs
+    values, reason = score_utterance(reference, estimate, metrics=[m for m in INTRUSIVE_METRICS if m in wanted])
+    reasons = [reason, TIER_REASONS[tier]]
+    if "dnsmos_ovrl" in wanted:  # DNSMOS scores the estimate alone
+        values.update(dnsmos(estimate, p808="dnsmos_p808" in wanted and "dnsmos_p808" not in disabled))
+    groups = [g for g in GROUP_SCORERS if g not in disabled and set(group_columns(g)) <= set(wanted)]
+    extra, group_reasons = _group_scores(reference, estimate, text, groups, values)
+    values.update(extra)
+    reasons += group_reasons
+    if disabled and tier == "all":
+        reasons.append(f"{', '.join(disabled)}: turned off (evaluation.metrics)")
     values = {m: values.get(m, float("nan")) for m in METRICS}
     return {"utt_id": utt_id, **values, "nan_reason": "; ".join(filter(None, reasons))}
 
