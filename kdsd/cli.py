@@ -48,8 +48,9 @@ def cmd_distill(args) -> None:
 
     _threads(args)
     students = json.loads(args.students_json)
-    jobs = [StudentJob(s["job"]["config"], s["method"], s["scenario"], s["out"]) for s in students]
-    models = distill_students(jobs, args.teacher, args.seed, args.train, args.valid)
+    jobs = [StudentJob(s["job"]["config"], s["method"], s["scenario"], s["out"], s["job"]["seed"], s["teacher"])
+            for s in students]
+    models = distill_students(jobs, args.train, args.valid)
     for student, model_path in zip(students, models):
         model, payload = load_model(model_path)
         export_student(model, payload, student["name"], Path(student["out"]) / "model.onnx", student["cost"])
@@ -257,13 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train-teacher", cmd_train_teacher, "train the teacher")
     p.add_argument("--config-json", required=True)
     p.add_argument("--out", required=True, help="model folder")
-    p = add("distill", cmd_distill, "distill students side by side (one seed, one teacher)")
+    p = add("distill", cmd_distill, "distill students side by side (each with its seed and teacher)")
     p.add_argument("--students-json", required=True,
                    help='[{"scenario", "method", "name": model id, "out": model folder, "cost": cost '
-                        'JSON, "job": {"config": the job config, ...}}, ...]: the students to '
-                        'train together')
-    p.add_argument("--teacher", required=True, help="teacher model.pt")
-    p.add_argument("--seed", type=int, required=True)
+                        'JSON, "teacher": its teacher model.pt, "job": {"config": the job config, '
+                        '"seed": its seed, ...}}, ...]: the students to train together')
     for p in (sub.choices["train-teacher"], p):
         p.add_argument("--train", required=True, help="train manifest.csv")
         p.add_argument("--valid", required=True, help="valid manifest.csv (checkpoint choice)")

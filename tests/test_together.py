@@ -22,8 +22,9 @@ GROUP = [("half", "none"), ("half", "sp2step"), ("half", "cosine"), ("quarter", 
          ("quarter", "output")]
 
 
-def _jobs(root):
-    return [StudentJob(student_job_config(CFG, sc, m), m, sc, str(root / sc / m)) for sc, m in GROUP]
+def _jobs(root, seed, teacher):
+    return [StudentJob(student_job_config(CFG, sc, m), m, sc, str(root / sc / m), seed, str(teacher))
+            for sc, m in GROUP]
 
 
 def _same_model(alone, together):
@@ -39,7 +40,7 @@ def _same_model(alone, together):
 def test_students_trained_together_are_bit_identical_to_students_trained_alone(tmp_path, data,
                                                                                 teacher_file):
     train, valid = data[0].path, data[1].path
-    together = distill_students(_jobs(tmp_path / "together"), teacher_file, 2, train, valid)
+    together = distill_students(_jobs(tmp_path / "together", 2, teacher_file), train, valid)
     for (scenario, method), path in zip(GROUP, together):
         alone = distill_student(student_job_config(CFG, scenario, method), teacher_file, method,
                                 scenario, 2, train, valid, tmp_path / "alone" / scenario / method)
@@ -62,32 +63,63 @@ def test_a_group_runs_the_teacher_once_per_batch_and_input(tmp_path, data, teach
         return real(self, method, wave)
 
     monkeypatch.setattr(loop.SharedTeacher, "__call__", counting)
-    distill_students(_jobs(tmp_path), teacher_file, 1, data[0].path, data[1].path)
-    # per batch: epochs 1-2 ask 4 KD members (sp2step step 1, 2 cosine, output), epoch 3 asks 3
-    # (sp2step is supervised), epochs 4-5 none (sp2step alone, supervised): one forward a batch
-    assert len(forwards) == 2 * 4 + 2 * 4 + 2 * 3
-    assert sum(forwards) == 2 * 3
+    distill_students(_jobs(tmp_path, 1, teacher_file), data[0].path, data[1].path)
+    # 2 batches an epoch. sp2step's KD-only step 1 runs first, on batches of its own (2 epochs,
+    # 1 member asking); then 3 epochs in which 2 cosine and output ask on the shared batches
+    # (sp2step is supervised): one forward per batch and input
+    assert len(forwards) == 2 * 2 * 1 + 3 * 2 * 3
+    assert sum(forwards) == 2 * 2 + 3 * 2
 
 
 def test_a_killed_group_resumes_each_member_where_it_stopped(tmp_path, data, teacher_file, monkeypatch):
-    jobs = _jobs(tmp_path / "resumed")
+    jobs = _jobs(tmp_path / "resumed", 3, teacher_file)
     real_end = loop._end_epoch
     ended = []
 
     def stop_after_four(run, *args):
         real_end(run, *args)
         ended.append(run.member.out_dir)
-        if len(ended) == 7:  # epoch 2 finished for two members only
+        if len(ended) == 5:  # sp2step's step 1 done, then the first shared epoch for three members only
             raise KeyboardInterrupt
 
     monkeypatch.setattr(loop, "_end_epoch", stop_after_four)
     with pytest.raises(KeyboardInterrupt):
-        distill_students(jobs, teacher_file, 3, data[0].path, data[1].path)
+        distill_students(jobs, data[0].path, data[1].path)
     monkeypatch.setattr(loop, "_end_epoch", real_end)
-    resumed = distill_students(jobs, teacher_file, 3, data[0].path, data[1].path)
-    fresh = distill_students(_jobs(tmp_path / "fresh"), teacher_file, 3, data[0].path, data[1].path)
+    resumed = distill_students(jobs, data[0].path, data[1].path)
+    fresh = distill_students(_jobs(tmp_path / "fresh", 3, teacher_file), data[0].path, data[1].path)
     for a, b in zip(fresh, resumed):
         _same_model(a, b)
+
+
+def test_every_method_sees_the_same_batches_in_its_supervised_epoch_k(tmp_path, data, teacher_file,
+                                                                      monkeypatch):
+    """Paired design: sp2step's step 2 epoch k trains on none's epoch-k batches (its KD-only step 1
+    on batches of its own), and a budget control's first epochs on those too."""
+    cfg = {**CFG, "kd": {**CFG["kd"], "none_budget": {"method": "none", "train": {"epochs_of": "sp2step"}}}}
+    seen = {}
+    real = loop.train_step
+
+    def recording(method, optimiser, noisy, clean, *args, **kwargs):
+        seen.setdefault(id(method), (method, []))[1].append(noisy.clone())
+        return real(method, optimiser, noisy, clean, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", recording)
+    methods = ["none", "sp2step", "none_budget"]
+    jobs = [StudentJob(student_job_config(cfg, "half", m), m, "half", str(tmp_path / m), 4, str(teacher_file))
+            for m in methods]
+    paths = distill_students(jobs, data[0].path, data[1].path)
+    # the two `none` students apart by their step counts (3 and 5 epochs)
+    batches = sorted(seen.values(), key=lambda item: (item[0].name, len(item[1])))
+    none, budget, sp2step = (b for _, b in batches)
+    steps = 2  # 8 utterances in batches of 4
+    assert len(none) == 3 * steps and len(sp2step) == 5 * steps and len(budget) == 5 * steps
+    for a, b in zip(none, sp2step[2 * steps:]):  # step 2 (epochs 3-5) = none's epochs 1-3
+        assert torch.equal(a, b)
+    assert not any(torch.equal(a, b) for a, b in zip(none, sp2step[:2 * steps]))  # step 1: its own
+    for a, b in zip(none, budget):  # the control trains sp2step's 5 epochs, the first 3 as none's
+        assert torch.equal(a, b)
+    assert [load_payload(p)["budget"]["optimizer_steps"] for p in paths] == [6, 10, 10]
 
 
 # --- which students join a group (the DAG's side, kdsd/train/groups.py) --------------------------

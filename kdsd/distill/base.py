@@ -7,8 +7,8 @@ adapters it needs (projectors, hint layers). All methods share one return contra
 
 and the trainer minimises ``w_sup·L_sup + w_kd·L_kd`` with weights from ``loss_weights``; it
 passes ``kd=False`` when ``w_kd`` is zero, which skips the teacher forward and the KD loss.
-The schedule hooks (``loss_weights``, ``schedule_epochs``, ``resets_optimiser_at``) let a method
-shape its training without the loop knowing any method by name.
+The schedule hooks (``loss_weights``, ``schedule_epochs``, ``resets_optimiser_at``, ``data_epoch``)
+let a method shape its training without the loop knowing any method by name.
 Adapters are counted apart from the student and never saved in the deployable model.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from kdsd.errors import KdsdError
+from kdsd.train.data import SHARED_STREAM
 
 _REGISTRY: dict[str, type["DistillationMethod"]] = {}
 # Method names are DAG wildcards and folder names.
@@ -122,6 +123,12 @@ class DistillationMethod(nn.Module):
     def resets_optimiser_at(self, epoch: int, epochs: int) -> bool:
         """True when the optimiser state must start afresh at this 0-based epoch."""
         return False
+
+    def data_epoch(self, epoch: int, epochs: int) -> tuple[int, int]:
+        """``(stream, epoch)`` of the batches a 0-based epoch trains on. Every method's epoch k on
+        the shared stream sees the same batches (students of one seed stay paired); an extra phase
+        of a method's own draws from a stream of its own (:data:`kdsd.train.data.SHARED_STREAM`)."""
+        return SHARED_STREAM, epoch
 
     def adapter_modules(self) -> dict[str, nn.Module]:
         return {n: m for n, m in self.named_children() if n not in ("student", "teacher", "sup_loss")}

@@ -10,6 +10,8 @@ optimiser state (AdamW's moments from step 1 were set by the tiny Gram-loss grad
 ``1 − step1_fraction`` of the configured epochs: the same total epochs as every other method)
 or ``all`` (every configured epoch after step 1: as many supervised epochs as the others).
 Grams are computed in float32 even under bf16 autocast; step 2 runs no teacher forward.
+Step 1 draws its batches from a stream of its own, so step 2's epoch k sees the batches every
+other method sees in its epoch k (the comparison with them stays paired by seed).
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ import torch.nn.functional as F
 from kdsd.distill.adapters import check_same_frames, full_precision, pair_taps
 from kdsd.distill.base import DistillationMethod, register
 from kdsd.errors import KdsdError
-
+from kdsd.train.data import SHARED_STREAM
 
 STEP2_BUDGETS = ("remainder", "all")
+STEP1_STREAM = 1  # the batches of the KD-only step, apart from the shared stream
 
 
 @full_precision
@@ -73,3 +76,7 @@ class TwoStepSimilarityPreserving(DistillationMethod):
 
     def resets_optimiser_at(self, epoch: int, epochs: int) -> bool:
         return self.reset_optimiser and epoch == self.step1_epochs(epochs)
+
+    def data_epoch(self, epoch: int, epochs: int) -> tuple[int, int]:
+        step1 = self.step1_epochs(epochs)
+        return (STEP1_STREAM, epoch) if epoch < step1 else (SHARED_STREAM, epoch - step1)

@@ -9,6 +9,11 @@ import torch
 from kdsd.audio import read_pair
 from kdsd.corpus.manifest import read_manifest
 
+# Stream 0 is the batch order every method shares: epoch k of any method sees the same batches
+# (common random numbers keep paired differences small). A method's own extra phase (sp2step's
+# KD-only step 1) draws from another stream, so that its supervised epochs stay paired.
+SHARED_STREAM = 0
+
 
 class PairSet:
     """All (noisy, clean) pairs of one manifest, as float32 arrays of equal length."""
@@ -47,17 +52,18 @@ class PairSet:
     def seconds(self, sample_rate: int = 16_000) -> float:
         return sum(len(x) for x in self.noisy) / sample_rate
 
-    def batches(self, batch_size: int, segment: int, seed: int, epoch: int, pin_memory: bool = False):
+    def batches(self, batch_size: int, segment: int, seed: int, epoch: int, pin_memory: bool = False,
+                stream: int = SHARED_STREAM):
         """Shuffled batches ``(noisy, clean)``, each ``(B, segment)``, of random crops (zero-padded
         when an utterance is shorter than ``segment``).
 
-        The order depends only on (seed, epoch), so a resumed run sees the same data as an
+        The order depends only on (seed, stream, epoch), so a resumed run sees the same data as an
         uninterrupted one without storing any RNG state. Crops are gathered from the corpus held
         as tensors; ``pin_memory`` puts corpus and batches in page-locked memory, so that a
         ``.to("cuda", non_blocking=True)`` copy overlaps with the GPU's work.
         """
         noisy_all, clean_all = self.tensors(pin_memory)
-        rng = np.random.default_rng([seed, epoch])
+        rng = np.random.default_rng([seed, epoch] if stream == SHARED_STREAM else [seed, epoch, stream])
         order = rng.permutation(len(self))
         for first in range(0, len(order), batch_size):
             picks = order[first:first + batch_size]

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kdsd.atomic import write_csv
 from kdsd.distill import get_method, load_method_files
-from kdsd.distill.variants import base_method, resolve
+from kdsd.distill.variants import related_methods, resolve, train_options
 from kdsd.errors import KdsdError
 from kdsd.losses import SupervisedLoss
 from kdsd.models.io import load_model, save_model
@@ -55,42 +55,58 @@ def distill_student(cfg: dict, teacher_path: str, method_name: str, scenario_nam
     ``method_name`` is a registered method or a named variant (``kd.<name>.method``); the model
     records it as ``method`` and the registered method behind it as ``base_method``.
     """
-    job = StudentJob(cfg, method_name, scenario_name, out_dir)
-    return distill_students([job], teacher_path, seed, train_manifest, valid_manifest)[0]
+    job = StudentJob(cfg, method_name, scenario_name, out_dir, seed, str(teacher_path))
+    return distill_students([job], train_manifest, valid_manifest)[0]
 
 
 @dataclass
 class StudentJob:
     """One student of a training group: its job config (:func:`student_job_config`), method,
-    scenario and output folder."""
+    scenario, output folder, seed and the teacher it distils from."""
     cfg: dict
     method: str
     scenario: str
     out_dir: str
+    seed: int
+    teacher: str
 
 
-def distill_students(jobs: list[StudentJob], teacher_path: str, seed: int, train_manifest: str,
-                     valid_manifest: str) -> list[Path]:
-    """Train the students of ``jobs`` (one seed) side by side on one teacher; each writes the
-    ``model.pt`` and ``history.csv`` it would write trained alone, bit for bit on a CPU."""
-    settings = [job.cfg["students"]["train"] for job in jobs]
-    if any(s != settings[0] for s in settings):
-        raise KdsdError("students trained together must share students.train settings")
-    teacher, _ = load_model(teacher_path)
-    members, extras = [], []
+def distill_students(jobs: list[StudentJob], train_manifest: str, valid_manifest: str) -> list[Path]:
+    """Train the students of ``jobs`` side by side (any seeds, each with its own teacher); each
+    writes the ``model.pt`` and ``history.csv`` it would write trained alone, bit for bit on a CPU."""
+    teachers = {path: load_model(path)[0] for path in dict.fromkeys(job.teacher for job in jobs)}
+    members, extras, settings = [], [], []
     for job in jobs:
-        seed_everything(seed)  # each student starts from the weights it would get alone
+        teacher = teachers[job.teacher]
+        seed_everything(job.seed)  # each student starts from the weights it would get alone
         method, base = build_method(job.cfg, teacher, job.method, job.scenario)
+        own = member_train_settings(job.cfg, teacher, job.method, job.scenario)
         extra = {"role": "student", "method": job.method, "base_method": base, "scenario": job.scenario,
                  "kd_options": resolve(job.cfg.get("kd", {}), job.method)[1],
-                 "teacher": str(teacher_path), "adapter_params": method.adapter_parameter_count(),
+                 "train_options": train_options(job.cfg.get("kd", {}), job.method),
+                 "teacher": str(job.teacher), "adapter_params": method.adapter_parameter_count(),
                  "teacher_params": count_parameters(teacher)}
-        members.append(Member(method, Path(job.out_dir), _fingerprint(job.cfg, seed, extra)))
+        members.append(Member(method, Path(job.out_dir), _fingerprint(job.cfg, job.seed, extra), job.seed,
+                              TrainSettings(**own)))
         extras.append(extra)
+        settings.append(own)
     train, valid = PairSet(train_manifest), PairSet(valid_manifest)
-    results = fit_together(members, train, valid, TrainSettings(**settings[0]), seed)
-    return [_save(member, best_state, history, train, job.cfg, seed, extra, settings[0])
-            for member, (best_state, history), job, extra in zip(members, results, jobs, extras)]
+    results = fit_together(members, train, valid, members[0].settings, jobs[0].seed)
+    return [_save(member, best_state, history, train, job.cfg, job.seed, extra, own)
+            for member, (best_state, history), job, extra, own in zip(members, results, jobs, extras, settings)]
+
+
+def member_train_settings(cfg: dict, teacher, method_name: str, scenario_name: str) -> dict:
+    """``students.train`` as one student trains with it: its ``kd.<name>.train`` block applied
+    (``lr``; ``epochs_of``: the epochs that method's schedule takes for the configured ones)."""
+    settings = dict(cfg["students"]["train"])
+    overrides = train_options(cfg.get("kd", {}), method_name)
+    if "lr" in overrides:
+        settings["lr"] = overrides["lr"]
+    if overrides.get("epochs_of"):
+        other, _ = build_method(cfg, teacher, overrides["epochs_of"], scenario_name)
+        settings["epochs"] = other.schedule_epochs(settings["epochs"])
+    return settings
 
 
 def build_method(cfg: dict, teacher, method_name: str, scenario_name: str):
@@ -117,7 +133,7 @@ def student_job_config(cfg: dict, scenario_name: str, method_name: str) -> dict:
     students instead of every one.
     """
     students, kd = cfg["students"], cfg.get("kd", {})
-    names = sorted({method_name, base_method(kd, method_name)} & set(kd))
+    names = sorted(related_methods(kd, method_name) & set(kd))
     return {"students": {"train": students["train"],
                          "scenarios": {scenario_name: _job_scenario(students["scenarios"][scenario_name])},
                          "method_files": students.get("method_files", [])},
@@ -151,6 +167,7 @@ def check_students(cfg: dict) -> None:
         for scenario_name in run_scenarios(cfg["students"]):
             try:
                 build_method(cfg, teacher, method_name, scenario_name)
+                member_train_settings(cfg, teacher, method_name, scenario_name)
             except KdsdError as exc:
                 message = str(exc)
                 if not message.startswith(("kd.", "students.")):

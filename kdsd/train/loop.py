@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from kdsd.atomic import atomic_path
 from kdsd.distill.base import DistillationMethod
-from kdsd.train.data import PairSet
+from kdsd.train.data import SHARED_STREAM, PairSet
 from kdsd.losses import si_sdr
 
 
@@ -98,21 +98,34 @@ def prepare_device(method: DistillationMethod, device: torch.device, compile_mod
 
 @dataclass
 class Member:
-    """One student of a side-by-side group: its method (student, shared teacher, adapters), its
-    output folder (checkpoint) and the fingerprint of its job's configuration."""
+    """One student of a side-by-side group: its method (student, teacher, adapters), its output
+    folder (checkpoint), the fingerprint of its job's configuration, and its own seed (data
+    streams) and settings (learning rate, epochs) where they differ from the group's."""
     method: DistillationMethod
     out_dir: Path
     fingerprint: str = ""
+    seed: int | None = None
+    settings: TrainSettings | None = None
 
 
 @dataclass
 class _Run:
     """A member's training state in the loop."""
     member: Member
+    settings: TrainSettings
     optimiser: torch.optim.Optimizer
     state: dict
     phases: list[range]
     epochs: int
+    lead_in: int  # epochs before its first shared-stream epoch (sp2step's step 1)
+
+    def data_key(self, epoch: int) -> tuple[int, int, int]:
+        """(seed, stream, stream epoch) of the batches its 0-based ``epoch`` trains on."""
+        return (self.member.seed, *self.member.method.data_epoch(epoch, self.settings.epochs))
+
+
+# Settings every member of a group shares: they define the batches the group steps on together.
+SHARED_SETTINGS = ("batch_size", "segment_s", "sample_rate", "valid_utterances", "compile")
 
 
 def fit(method: DistillationMethod, train: PairSet, valid: PairSet, settings: TrainSettings,
@@ -127,49 +140,65 @@ def fit(method: DistillationMethod, train: PairSet, valid: PairSet, settings: Tr
 
 def fit_together(members: list[Member], train: PairSet, valid: PairSet, settings: TrainSettings,
                  seed: int) -> list[tuple[dict, list[dict]]]:
-    """Train several students side by side on the same batches; per member, as :func:`fit`.
+    """Train several students side by side; per member, as :func:`fit`. ``settings`` and
+    ``seed`` are the group's, for members that bring none of their own.
 
-    One data pipeline and, per batch, one forward of each teacher on each input the members ask
-    for (encoder only unless a member needs the decoder). Each member keeps its own optimiser,
-    learning-rate schedule, epochs, checkpoint, resume and selection on ``valid``, so a student
-    trained here is bit-identical (CPU) to the same student trained alone: grouping is an
-    execution choice, not part of the experiment.
+    Training runs in rounds: in round r every member trains the epoch whose batches are the
+    shared stream's epoch r (a method's own lead-in phase, such as sp2step's KD-only step 1,
+    runs in the rounds before 0). Members on the same batches share one data pipeline and, per
+    batch, one forward of each teacher on each input they ask for (encoder only unless one needs
+    the decoder). Each member keeps its own optimiser, learning-rate schedule, epochs,
+    checkpoint, resume and selection on ``valid``, so a student trained here is bit-identical
+    (CPU) to the same student trained alone: grouping is an execution choice, not part of the
+    experiment.
     """
     device = pick_device()
     seed_everything(seed)
+    runs = [_start_run(member, settings, seed, device) for member in members]
+    shared = {name: {getattr(run.settings, name) for run in runs} for name in SHARED_SETTINGS}
+    if any(len(values) > 1 for values in shared.values()):
+        differing = [name for name, values in shared.items() if len(values) > 1]
+        raise ValueError(f"students trained together must share {', '.join(differing)}")
     valid = valid.first(settings.valid_utterances)
-    runs = []
-    for member in members:
-        member.out_dir.mkdir(parents=True, exist_ok=True)
-        prepare_device(member.method, device, settings.compile)
-        optimiser = _new_optimiser(member.method, settings)
-        state = _resume(member.out_dir / "checkpoint.pt", member.method, optimiser, member.fingerprint)
-        epochs = member.method.schedule_epochs(settings.epochs)
-        runs.append(_Run(member, optimiser, state, training_phases(member.method, settings.epochs), epochs))
     segment = int(settings.segment_s * settings.sample_rate)
     n_batches = math.ceil(len(train) / settings.batch_size)
-    first_epoch = min((run.state["next_epoch"] for run in runs), default=0)
-    for epoch in range(first_epoch, max((run.epochs for run in runs), default=0)):
-        active = [run for run in runs if run.state["next_epoch"] <= epoch < run.epochs]
-        if not active:  # every member resumed past this epoch
+    first_round = min((run.state["next_epoch"] - run.lead_in for run in runs), default=0)
+    last_round = max((run.epochs - run.lead_in for run in runs), default=0)
+    for round_ in range(first_round, last_round):
+        active = [run for run in runs if run.state["next_epoch"] <= round_ + run.lead_in < run.epochs]
+        if not active:  # every member resumed past this round
             continue
         started = time.time()
-        for run in active:
-            if run.member.method.resets_optimiser_at(epoch, settings.epochs):
-                run.optimiser = _new_optimiser(run.member.method, settings)  # e.g. sp2step's step 2
-        sums = _train_epoch(active, train, settings, segment, seed, epoch, device, n_batches)
-        seconds = (time.time() - started) / len(active)  # the epoch's time, shared equally
-        for run, epoch_sums in zip(active, sums):
-            _end_epoch(run, epoch_sums, valid, device, settings, epoch, seconds)
+        epochs = [round_ + run.lead_in for run in active]
+        for run, epoch in zip(active, epochs):
+            if run.member.method.resets_optimiser_at(epoch, run.settings.epochs):
+                run.optimiser = _new_optimiser(run.member.method, run.settings)  # e.g. sp2step's step 2
+        sums = _train_epoch(active, epochs, train, segment, device, n_batches)
+        seconds = (time.time() - started) / len(active)  # the round's time, shared equally
+        for run, epoch, epoch_sums in zip(active, epochs, sums):
+            _end_epoch(run, epoch_sums, valid, device, epoch, seconds)
     return [(run.state["best_state"], run.state["history"]) for run in runs]
 
 
-def _end_epoch(run: _Run, sums: dict, valid: PairSet, device, settings: TrainSettings, epoch: int,
-               train_seconds: float) -> None:
+def _start_run(member: Member, settings: TrainSettings, seed: int, device) -> _Run:
+    """Set a member up: its seed and settings, device, optimiser, resumed state and schedule."""
+    member.seed = seed if member.seed is None else member.seed
+    own = member.settings or settings
+    member.out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_device(member.method, device, own.compile)
+    optimiser = _new_optimiser(member.method, own)
+    state = _resume(member.out_dir / "checkpoint.pt", member.method, optimiser, member.fingerprint)
+    method = member.method
+    epochs = method.schedule_epochs(own.epochs)
+    lead_in = next((e for e in range(epochs) if method.data_epoch(e, own.epochs)[0] == SHARED_STREAM), 0)
+    return _Run(member, own, optimiser, state, training_phases(method, own.epochs), epochs, lead_in)
+
+
+def _end_epoch(run: _Run, sums: dict, valid: PairSet, device, epoch: int, train_seconds: float) -> None:
     """Validate one member after an epoch, keep its best weights, log and checkpoint."""
     started = time.time()
     method, state = run.member.method, run.state
-    w_sup, w_kd = method.loss_weights(epoch, settings.epochs)
+    w_sup, w_kd = method.loss_weights(epoch, run.settings.epochs)
     valid_si_sdr = validate(method.student, valid, device)
     improved = valid_si_sdr > state["best_valid"]
     if improved:
@@ -215,32 +244,42 @@ def _new_optimiser(method: DistillationMethod, settings: TrainSettings) -> torch
                              weight_decay=settings.weight_decay)
 
 
-def _train_epoch(runs: list[_Run], train, settings, segment, seed, epoch, device, n_batches):
-    """One epoch of every run in ``runs`` on the same batches; the mean losses of each run."""
+def _train_epoch(runs: list[_Run], epochs: list[int], train: PairSet, segment: int, device,
+                 n_batches: int) -> list[dict]:
+    """One epoch of every run (run i its ``epochs[i]``), runs on the same (seed, stream, epoch)
+    stepping on the same batches; the mean losses of each run."""
     for run in runs:
         run.member.method.train()
-    weights = [run.member.method.loss_weights(epoch, settings.epochs) for run in runs]
-    lrs = [epoch_learning_rates(settings, run.phases, epoch, n_batches) for run in runs]
-    full = needs_full_teacher([run.member.method for run in runs], weights)
-    batches = train.batches(settings.batch_size, segment, seed, epoch, pin_memory=device.type == "cuda")
-    bar = tqdm(batches, total=n_batches, desc=f"epoch {epoch + 1}", file=sys.stderr, leave=False,
-               mininterval=5)
+    weights = [run.member.method.loss_weights(epoch, run.settings.epochs) for run, epoch in zip(runs, epochs)]
+    lrs = [epoch_learning_rates(run.settings, run.phases, epoch, n_batches) for run, epoch in zip(runs, epochs)]
+    keys = [run.data_key(epoch) for run, epoch in zip(runs, epochs)]
+    # per batch stream: whether some member on it reads the teacher's decoder this epoch
+    full = {key: needs_full_teacher([r.member.method for r, k in zip(runs, keys) if k == key],
+                                    [w for w, k in zip(weights, keys) if k == key]) for key in keys}
+    batch_size = runs[0].settings.batch_size
+    streams = {key: train.batches(batch_size, segment, key[0], key[2], pin_memory=device.type == "cuda",
+                                  stream=key[1]) for key in full}
+    bar = tqdm(zip(*streams.values()), total=n_batches, desc=f"epoch {max(epochs) + 1}", file=sys.stderr,
+               leave=False, mininterval=5)
     # Sums stay on the device (float64, the same sums as Python floats) so that no step waits
     # for the GPU; a non-finite loss is caught at the end of the epoch, before any checkpoint.
     totals = [{k: torch.zeros((), dtype=torch.float64, device=device)
                for k in ("train_loss", "train_sup", "train_kd")} for _ in runs]
-    for step, (noisy, clean) in enumerate(bar):
-        noisy, clean = noisy.to(device, non_blocking=True), clean.to(device, non_blocking=True)
-        shared = SharedTeacher(noisy, clean, full)
-        for run, (w_sup, w_kd), run_lrs, sums in zip(runs, weights, lrs, totals):
+    for step, batches in enumerate(bar):
+        shared = {}
+        for key, (noisy, clean) in zip(streams, batches):
+            noisy, clean = noisy.to(device, non_blocking=True), clean.to(device, non_blocking=True)
+            shared[key] = SharedTeacher(noisy, clean, full[key])
+        for run, key, (w_sup, w_kd), run_lrs, sums in zip(runs, keys, weights, lrs, totals):
             for group in run.optimiser.param_groups:
                 group["lr"] = run_lrs[step]
-            losses = train_step(run.member.method, run.optimiser, noisy, clean, w_sup, w_kd,
-                                settings.grad_clip, device, shared)
-            for key, value in losses.items():
-                sums[key] += value.double()
+            teacher = shared[key]
+            losses = train_step(run.member.method, run.optimiser, teacher.noisy, teacher.clean, w_sup, w_kd,
+                                run.settings.grad_clip, device, teacher)
+            for name, value in losses.items():
+                sums[name] += value.double()
     means = []
-    for run, sums in zip(runs, totals):
+    for run, epoch, sums in zip(runs, epochs, totals):
         mean = {k: v.item() / n_batches for k, v in sums.items()}
         if not math.isfinite(mean["train_loss"]):
             raise FloatingPointError(f"{run.member.out_dir}: non-finite training loss in epoch "

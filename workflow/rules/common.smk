@@ -49,7 +49,7 @@ def metric_tiers(model):
     metric on the secondary test sets, the base ones (no switchable group) elsewhere. A student's
     first seeds: every metric on the secondary test sets, the core ones elsewhere; the next seeds
     the core metrics, the rest SI-SDR alone."""
-    if model in ("input", "teacher") or model.startswith("references/"):
+    if model == "input" or model in TEACHERS or model.startswith("references/"):
         return _on_secondary_test_sets("all", "base")
     seed = int(model.rsplit("/seed", 1)[1])
     if seed in SECONDARY_SEEDS:
@@ -69,7 +69,7 @@ wildcard_constraints:
     scenario="[A-Za-z0-9_]+",
     method="[a-z0-9_]+",
     seed=r"\d+",
-    model=r"teacher|students/[A-Za-z0-9_]+/[a-z0-9_]+/seed\d+",
+    model=r"teacher|teachers/seed\d+|students/[A-Za-z0-9_]+/[a-z0-9_]+/seed\d+",
     reference="[a-z0-9_]+",
 
 
@@ -87,8 +87,25 @@ def student_models():
     return [f"students/{sc}/{m}/seed{s}" for sc in SCENARIOS for m in METHODS for s in SEEDS]
 
 
+PER_SEED_TEACHERS = config["teacher"]["per_seed"]
+TEACHERS = [f"teachers/seed{s}" for s in SEEDS] if PER_SEED_TEACHERS else ["teacher"]
+
+
+def teacher_of(seed):
+    """The teacher a student seed distils from: its own with teacher.per_seed, else the one."""
+    return f"teachers/seed{seed}" if PER_SEED_TEACHERS else "teacher"
+
+
+def teacher_config(teacher):
+    """The `teacher` section one teacher trains with: a per-seed teacher takes its student seed."""
+    section = {k: v for k, v in config["teacher"].items() if k != "per_seed"}
+    if teacher.startswith("teachers/seed"):
+        section["seed"] = int(teacher.removeprefix("teachers/seed"))
+    return section
+
+
 def all_models():
-    return ["teacher"] + student_models()
+    return TEACHERS + student_models()
 
 
 def scored_models():

@@ -6,14 +6,21 @@
 # pipeline and one teacher forward per batch for all its students, each bit-identical to the
 # same student trained alone (tests/test_together.py). A group holds only the students that still
 # need training: a student is current when its job.json records the job config and upstream
-# (teacher, loss, corpus) this run would use and its model is newer than the teacher. So a
+# (teacher, loss, corpus) this run would use and its model is newer than its teacher. So a
 # method, variant, scenario or seed added to a finished run trains only the new students.
 import os
 
 from kdsd.train.groups import student_groups, student_is_current
 
-UPSTREAM = {"teacher": config["teacher"], "loss": config["loss"], "corpus": config["corpus"]}
-TEACHER_MODEL = f"{RESULTS}/models/teacher/model.pt"
+
+
+def teacher_model(seed):
+    return f"{RESULTS}/models/{teacher_of(seed)}/model.pt"
+
+
+def upstream(seed):
+    """What a student's training depends on beyond its own job config: its teacher, the loss, the corpus."""
+    return {"teacher": teacher_config(teacher_of(seed)), "loss": config["loss"], "corpus": config["corpus"]}
 
 
 def student_dir(scenario, method, seed):
@@ -31,12 +38,12 @@ def is_causal(scenario):
 
 def student_job(scenario, method, seed):
     """What one student's job.json records: its config, seed and upstream."""
-    return {"config": student_job_config(config, scenario, method), "seed": seed, "upstream": UPSTREAM}
+    return {"config": student_job_config(config, scenario, method), "seed": seed, "upstream": upstream(seed)}
 
 
 def _pending(scenario, method, seed):
     return not student_is_current(student_dir(scenario, method, seed), student_job(scenario, method, seed),
-                                  TEACHER_MODEL)
+                                  teacher_model(seed))
 
 
 # A cluster profile that gives train_teacher GPUs gives them to the student groups as well
@@ -45,14 +52,14 @@ TRAINING_GPUS = workflow.resource_settings.overwrite_resources.get("train_teache
 PENDING = [(sc, m, s) for sc in SCENARIOS for m in METHODS for s in SEEDS if _pending(sc, m, s)]
 
 for group, members in student_groups(PENDING, config["students"]["train_together"]).items():
-    seed = members[0][2]
     dirs = [student_dir(*member) for member in members]
+    teachers = sorted({teacher_model(seed) for _, _, seed in members})
 
     rule:
         name:
             f"distill_students_{group}"
         input:
-            teacher=rules.train_teacher.output.model,
+            teachers=teachers,
             train=manifest("train"),
             valid=manifest("valid"),
             method_files=METHOD_FILES,  # an edited method file retrains its students
@@ -66,9 +73,9 @@ for group, members in student_groups(PENDING, config["students"]["train_together
             jobs=[f"{d}/job.json" for d in dirs],
         params:
             students=json_arg([{"scenario": sc, "method": m, "name": f"students/{sc}/{m}/seed{s}", "out": d,
-                                "cost": student_cost(sc, m, s), "job": student_job(sc, m, s)}
+                                "cost": student_cost(sc, m, s), "teacher": teacher_model(s),
+                                "job": student_job(sc, m, s)}
                                for (sc, m, s), d in zip(members, dirs)]),
-            seed=seed,
         log:
             f"{RESULTS}/logs/models/students/{group}.log",
         benchmark:
@@ -81,5 +88,5 @@ for group, members in student_groups(PENDING, config["students"]["train_together
             runtime=240 * len(members),
             **({"gpu": TRAINING_GPUS} if TRAINING_GPUS else {}),
         shell:
-            "kdsd distill --students-json {params.students} --teacher {input.teacher} --seed {params.seed}"
+            "kdsd distill --students-json {params.students}"
             " --train {input.train} --valid {input.valid} --threads {resources.job_threads} > {log} 2>&1"

@@ -67,7 +67,7 @@ rule model_cost:  # the teacher's; the students' come from their training jobs (
     output:
         cost=f"{RESULTS}/cost/{{model}}.json",
     wildcard_constraints:
-        model="teacher",
+        model=r"teacher|teachers/seed\d+",
     log:
         f"{RESULTS}/logs/cost/{{model}}.log",
     benchmark:
