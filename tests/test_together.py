@@ -58,7 +58,7 @@ def test_a_group_runs_the_teacher_once_per_batch_and_input(tmp_path, data, teach
     real = loop.SharedTeacher.__call__
 
     def counting(self, method, wave):
-        key = (id(method.teacher), id(wave))
+        key = (id(method.teacher), id(wave), not method.teacher_encoder_only)
         forwards.append(key not in self.cache)
         return real(self, method, wave)
 
@@ -66,9 +66,9 @@ def test_a_group_runs_the_teacher_once_per_batch_and_input(tmp_path, data, teach
     distill_students(_jobs(tmp_path, 1, teacher_file), data[0].path, data[1].path)
     # 2 batches an epoch. sp2step's KD-only step 1 runs first, on batches of its own (2 epochs,
     # 1 member asking); then 3 epochs in which 2 cosine and output ask on the shared batches
-    # (sp2step is supervised): one forward per batch and input
+    # (sp2step is supervised): per batch, one encoder forward (both cosines) and one whole one
     assert len(forwards) == 2 * 2 * 1 + 3 * 2 * 3
-    assert sum(forwards) == 2 * 2 + 3 * 2
+    assert sum(forwards) == 2 * 2 + 3 * 2 * 2
 
 
 def test_a_killed_group_resumes_each_member_where_it_stopped(tmp_path, data, teacher_file, monkeypatch):

@@ -54,6 +54,13 @@ def get_method(name: str) -> type["DistillationMethod"]:
     return _REGISTRY[name]
 
 
+def supervised_forward(student: nn.Module, sup_loss: nn.Module, noisy: torch.Tensor, clean: torch.Tensor):
+    """``(estimate, taps, L_sup)`` of a student on a batch: one graph, the part of a step every
+    method shares (training may swap in a compiled copy, :func:`kdsd.train.loop.prepare_device`)."""
+    estimate, feats = student(noisy, return_features=True)
+    return estimate, feats, sup_loss(estimate, clean)
+
+
 class DistillationMethod(nn.Module):
     """Student + frozen teacher + adapters; subclasses implement :meth:`kd_loss`."""
 
@@ -76,6 +83,7 @@ class DistillationMethod(nn.Module):
             teacher.eval()
         self.sup_loss = sup_loss
         self.kd_weight = kd_weight
+        self.supervised = supervised_forward
 
     # The teacher stays in eval mode (frozen batch-norm statistics) whatever the trainer does.
     def train(self, mode: bool = True):
@@ -88,8 +96,8 @@ class DistillationMethod(nn.Module):
         """``kd=False`` (an epoch whose KD weight is zero): no teacher forward, ``L_kd = 0``.
         ``teacher(method, wave)``, when given, returns the teacher's ``(output, taps)`` in place of
         :meth:`teacher_forward` (students trained side by side share one forward per batch)."""
-        estimate, student_feats = self.student(noisy, return_features=True)
-        losses = {"sup": self.sup_loss(estimate, clean)}
+        estimate, student_feats, sup = self.supervised(self.student, self.sup_loss, noisy, clean)
+        losses = {"sup": sup}
         if self.teacher is None or not kd:
             losses["kd"] = estimate.new_zeros(())
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import platform
 import random
 import sys
 import time
@@ -19,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from kdsd.atomic import atomic_path
-from kdsd.distill.base import DistillationMethod
+from kdsd.distill.base import DistillationMethod, supervised_forward
 from kdsd.train.data import SHARED_STREAM, PairSet
 from kdsd.losses import si_sdr
 
@@ -32,7 +33,7 @@ class TrainSettings:
     lr: float
     weight_decay: float = 0.0
     grad_clip: float = 5.0
-    compile: bool = False  # torch.compile the models (GPU speed; first epoch pays compilation)
+    compile: bool = False  # torch.compile each step's student + loss and the teacher forward
     lr_schedule: str = "constant"  # or "cosine": per step from lr down to 0 over each phase
     valid_utterances: int | None = None  # validate on the first n `valid` utterances (None: all)
     sample_rate: int = 16_000
@@ -84,16 +85,39 @@ def prepare_device(method: DistillationMethod, device: torch.device, compile_mod
 
     On CUDA: channels_last weights (the 2-D convolutions then run in NHWC, about twice as fast
     for this UNet family) and cuDNN autotuning (training crops have one fixed shape).
-    ``compile_models`` compiles student and teacher in place (state-dict keys unchanged).
+    ``compile_models``: the student's forward with its supervised loss runs as one compiled graph
+    (:func:`compiled`), shared by every student of the same architecture in the process.
     """
     method.to(device)
     if device.type == "cuda":
         method.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
     if compile_models:
-        for model in (method.student, method.teacher):
-            if model is not None:
-                model.compile()
+        method.supervised = compiled(supervised_forward)
+
+
+def compiled(function):
+    """``function`` under torch.compile, made once per process and shared by every caller.
+
+    Static shapes (``dynamic=False``): each batch shape gets its own graph, whatever order shapes
+    arrive in, so a student's kernels never depend on what else its process trained before it
+    (grouped training stays bit-identical to training alone). The recompile limit is raised so
+    that no architecture of a large group silently falls back to eager code.
+    """
+    if function not in _COMPILED:
+        import torch._dynamo
+        import torch._inductor.config
+
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        if platform.machine() in ("x86_64", "AMD64"):
+            # cpuinfo's flags decide the SIMD level; the build-and-load probe of each level would
+            # cost every process several subprocesses that import torch
+            torch._inductor.config.cpp.vec_isa_ok = True
+        _COMPILED[function] = torch.compile(function, dynamic=False)
+    return _COMPILED[function]
+
+
+_COMPILED: dict = {}
 
 
 @dataclass
@@ -253,12 +277,10 @@ def _train_epoch(runs: list[_Run], epochs: list[int], train: PairSet, segment: i
     weights = [run.member.method.loss_weights(epoch, run.settings.epochs) for run, epoch in zip(runs, epochs)]
     lrs = [epoch_learning_rates(run.settings, run.phases, epoch, n_batches) for run, epoch in zip(runs, epochs)]
     keys = [run.data_key(epoch) for run, epoch in zip(runs, epochs)]
-    # per batch stream: whether some member on it reads the teacher's decoder this epoch
-    full = {key: needs_full_teacher([r.member.method for r, k in zip(runs, keys) if k == key],
-                                    [w for w, k in zip(weights, keys) if k == key]) for key in keys}
     batch_size = runs[0].settings.batch_size
+    taps = compiled(teacher_taps) if runs[0].settings.compile else teacher_taps
     streams = {key: train.batches(batch_size, segment, key[0], key[2], pin_memory=device.type == "cuda",
-                                  stream=key[1]) for key in full}
+                                  stream=key[1]) for key in dict.fromkeys(keys)}
     bar = tqdm(zip(*streams.values()), total=n_batches, desc=f"epoch {max(epochs) + 1}", file=sys.stderr,
                leave=False, mininterval=5)
     # Sums stay on the device (float64, the same sums as Python floats) so that no step waits
@@ -269,7 +291,7 @@ def _train_epoch(runs: list[_Run], epochs: list[int], train: PairSet, segment: i
         shared = {}
         for key, (noisy, clean) in zip(streams, batches):
             noisy, clean = noisy.to(device, non_blocking=True), clean.to(device, non_blocking=True)
-            shared[key] = SharedTeacher(noisy, clean, full[key])
+            shared[key] = SharedTeacher(noisy, clean, taps)
         for run, key, (w_sup, w_kd), run_lrs, sums in zip(runs, keys, weights, lrs, totals):
             for group in run.optimiser.param_groups:
                 group["lr"] = run_lrs[step]
@@ -288,34 +310,34 @@ def _train_epoch(runs: list[_Run], epochs: list[int], train: PairSet, segment: i
     return means
 
 
+def teacher_taps(teacher: torch.nn.Module, wave: torch.Tensor, full: bool):
+    """``(output, taps)`` of a frozen teacher: the whole network, or the encoder only (output None)."""
+    return teacher(wave, return_features=True) if full else (None, teacher.encode(wave))
+
+
 class SharedTeacher:
     """The teacher forwards of one batch, computed once for every member that asks.
 
-    Keyed by teacher and input (noisy or clean). ``full``: run the whole teacher (some member
-    of the group needs its decoder taps or output this epoch), else the encoder only; the
-    encoder path is the same code either way, so every member gets identical taps. A method
-    with its own ``teacher_forward`` runs it itself: only the base forward is shared.
+    Keyed by teacher, input (noisy or clean) and path: the whole teacher for members that read
+    its decoder taps or output, the encoder only for the others. Each member gets the taps of the
+    path it would run alone (a compiled encoder and a compiled whole network need not round
+    alike), so grouping never changes a student. A method with its own ``teacher_forward`` runs
+    it itself: only the base forward is shared. ``taps``: :func:`teacher_taps`, or its compiled copy.
     """
 
-    def __init__(self, noisy: torch.Tensor, clean: torch.Tensor, full: bool):
-        self.noisy, self.clean, self.full = noisy, clean, full
+    def __init__(self, noisy: torch.Tensor, clean: torch.Tensor, taps=teacher_taps):
+        self.noisy, self.clean, self.taps = noisy, clean, taps
         self.cache: dict[tuple, tuple] = {}
 
     def __call__(self, method: DistillationMethod, wave: torch.Tensor):
         if type(method).teacher_forward is not DistillationMethod.teacher_forward:
             return method.teacher_forward(wave)
-        key = (id(method.teacher), id(wave))
+        full = not method.teacher_encoder_only
+        key = (id(method.teacher), id(wave), full)
         if key not in self.cache:
             with torch.no_grad():
-                self.cache[key] = (method.teacher(wave, return_features=True) if self.full
-                                   else (None, method.teacher.encode(wave)))
+                self.cache[key] = self.taps(method.teacher, wave, full)
         return self.cache[key]
-
-
-def needs_full_teacher(methods: list[DistillationMethod], weights: list[tuple[float, float]]) -> bool:
-    """Whether any member distilling this epoch (KD weight ≠ 0) reads the teacher's decoder."""
-    return any(w_kd != 0 and method.teacher is not None and not method.teacher_encoder_only
-               for method, (_, w_kd) in zip(methods, weights))
 
 
 def train_step(method, optimiser, noisy, clean, w_sup, w_kd, grad_clip, device,
