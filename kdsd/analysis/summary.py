@@ -151,8 +151,11 @@ def opening_paragraph(analysis: Analysis) -> str:
     primary, settings = analysis.primary, analysis.settings.primary
     bases = " and ".join(f"`{b}`" for b in settings.baselines)
     m = max(1, len(primary))
+    transfer = analysis.settings.transfer_test_sets
+    verb = "answers" if len(transfer) == 1 else "answer"
+    kept = f"; {', '.join(f'`{t}`' for t in transfer)} {verb} the transfer question below" if transfer else ""
     question = (f"Primary question (pre-registered in `analysis.primary`): do `{settings.method}` students "
-                f"beat {bases} students on {GAIN} averaged over every scenario and test set (**level**), "
+                f"beat {bases} students on {GAIN} averaged over every scenario and test set (**level**{kept}), "
                 f"and does the lead grow with compression (**trend**, the paper's claim: the gap in retained "
                 f"fraction of the teacher's {GAIN} per doubling of compression)? The training seed is the "
                 f"unit; {_count(len(primary), 'test')}, Holm-corrected at α = {settings.alpha:g}, each "
