@@ -271,3 +271,14 @@ def test_power_report_prints_the_seeds_needed_and_their_range(capsys):
     out = capsys.readouterr().out
     assert "Seeds needed for 0.3 dB (80 % power, α = 0.0125)" in out
     assert "SD 0.245 [0.180, 0.432]  seeds 11  range 8–27" in out
+
+
+def test_the_examples_listen_to_the_lowest_seed_teacher():
+    from kdsd.analysis.examples import teacher_model
+
+    per_seed = _teacher_scores(per_seed=True)
+    per_seed.loc[per_seed.kind == "teacher", "model"] = "teachers/seed" + per_seed.seed.astype(str)
+    assert teacher_model(per_seed[~((per_seed.kind == "teacher") & (per_seed.seed == 1))]) == "teachers/seed2"
+    single = _teacher_scores(per_seed=False)
+    assert teacher_model(single.assign(model=single.model.where(single.kind != "teacher", "teacher"))) == "teacher"
+    assert teacher_model(single[single.kind == "student"]) == "teacher"

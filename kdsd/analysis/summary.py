@@ -131,9 +131,13 @@ CLAIM_WORDS = {
 }
 
 
+def _trend_within(margin: float) -> str:
+    return f"within ±{100 * margin:.2f} pp per doubling"
+
+
 def claim_words(row: pd.Series) -> str:
     if row["claim"] == WITHIN_MARGIN:
-        return f"not supported: the trend lies within ±{100 * row['trend_margin']:.2f} pp per doubling"
+        return f"not supported: the trend lies {_trend_within(row['trend_margin'])}"
     return CLAIM_WORDS.get(row["claim"], row["claim"])
 
 
@@ -141,8 +145,7 @@ def claim_line(row: pd.Series) -> str:
     lead = (f"lead at the most compressed scenario (`{row['most_compressed']}`) {row['lead_db']:+.2f} dB, "
             f"{_level_text(row['lead_level'])} interval {format_interval(row['lead_low'], row['lead_high'])} "
             f"over {_count(row['lead_n_seeds'], 'seed')}") if pd.notna(row["lead_db"]) else "no lead measured"
-    trend = (f"within ±{100 * row['trend_margin']:.2f} pp per doubling" if row["trend_verdict"] == EQUIVALENT
-             else row["trend_verdict"])
+    trend = _trend_within(row["trend_margin"]) if row["trend_verdict"] == EQUIVALENT else row["trend_verdict"]
     return f"- against `{row['baseline']}`: trend {trend}; {lead} → **{claim_words(row)}**"
 
 
@@ -195,7 +198,7 @@ def verdict_label(row) -> str:
     return within_text(row) if row["verdict"] == EQUIVALENT else row["verdict"]
 
 
-def family_markdown(family: pd.DataFrame, alpha: float) -> str:
+def family_markdown(family: pd.DataFrame) -> str:
     """A family's tests as a table: estimate, decision interval, the t-test, sign-flip and Holm
     p-values, the TOST interval, the verdict, and the power figures."""
     m = max(1, int(family["p"].notna().sum()))
@@ -288,7 +291,7 @@ def transfer_section(analysis: Analysis) -> str:
              f"{'that test set' if len(sets) == 1 else 'those test sets'}), the seed as unit, Holm over its "
              f"own {_count(m, 'test')} at α = {settings.alpha:g} and a TOST at α/{m}.")
     found = "\n".join(f"- {primary_sentence(row)}." for _, row in transfer.iterrows())
-    return "\n\n".join([intro, family_markdown(transfer, settings.alpha), found,
+    return "\n\n".join([intro, family_markdown(transfer), found,
                          transfer_comparison(transfer, analysis.primary)])
 
 
@@ -488,7 +491,7 @@ def summary_text(analysis: Analysis, *, provenance: Mapping[str, object], unscor
         "# Knowledge-distillation benchmark: summary",
         opening_paragraph(analysis),
         "## Primary tests (pre-registered: Holm-corrected decisions, TOST equivalence)",
-        family_markdown(primary, settings.primary.alpha) if len(primary) else "(none)",
+        family_markdown(primary) if len(primary) else "(none)",
         verdicts_note(analysis),
         "\n".join(claim_line(row) for _, row in analysis.claim.iterrows()) or "- (no claim test)",
         power_paragraph(analysis) if len(primary) else "",
