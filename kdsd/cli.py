@@ -154,7 +154,7 @@ def cmd_power(args) -> None:
 
     print_power_report({f"level SD {sd:g}": sd for sd in args.sd}, args.seeds, alpha=args.alpha,
                        family_size=args.family_size, target_power=args.power, target_effect=args.target,
-                       trend_studies=args.trend_studies)
+                       trend_studies=args.trend_studies, measured_on=args.measured_on)
 
 
 def cmd_bench(args) -> None:
@@ -345,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family-size", type=int, default=4, help="tests in the Holm family")
     p.add_argument("--power", type=float, default=0.8)
     p.add_argument("--target", type=float, default=0.3, help="effect of interest, dB")
+    p.add_argument("--measured-on", type=int, default=6,
+                   help="seeds the SDs were measured on: the seeds-needed range uses the SD's 80 %% interval")
     p.add_argument("--trend-studies", type=int, default=0,
                    help="simulate each trend test on this many studies per setting (0: skip)")
 

@@ -72,18 +72,18 @@ def test_contrast_has_more_power_than_per_seed_slopes_at_three_seeds_and_keeps_i
 def test_a_clear_positive_difference_is_never_not_resolved_beside_an_interval_above_zero():
     d = [0.45, 0.55, 0.70]
     alone = _family(d)[0]
-    assert alone["verdict"] == BETTER and alone["ci_low"] > 0
+    assert alone["verdict"] == BETTER and alone["decision_low"] > 0
     # In a family of four (three of them null) Holm tests it first, at 0.05 / 4, and p = 0.016
     # does not pass: the verdict is "not resolved", and so the printed interval (98.75 %, the
     # level of that step) reaches below 0, where the old page printed the 95 % [+0.25, +0.88].
     family = _family(d, [0.1, -0.2, 0.05], [-0.3, 0.2, 0.1], [0.2, -0.1, -0.05], margin=0.0)
     assert family[0]["p"] == pytest.approx(sps.ttest_1samp(d, 0).pvalue) == pytest.approx(0.016, abs=1e-3)
-    assert family[0]["ci_level"] == pytest.approx(1 - 0.05 / 4)
-    assert family[0]["verdict"] == NOT_RESOLVED and family[0]["ci_low"] < 0 < family[0]["ci_high"]
+    assert family[0]["decision_level"] == pytest.approx(1 - 0.05 / 4)
+    assert family[0]["verdict"] == NOT_RESOLVED and family[0]["decision_low"] < 0 < family[0]["decision_high"]
     assert family[0]["p_holm"] == pytest.approx(4 * family[0]["p"])
     # with six seeds of the same spread it is resolved in the same family
     six = _family(d + [0.5, 0.6, 0.55], [0.1, -0.2, 0.05], [-0.3, 0.2, 0.1], [0.2, -0.1, -0.05], margin=0.0)
-    assert six[0]["verdict"] == BETTER and six[0]["ci_low"] > 0
+    assert six[0]["verdict"] == BETTER and six[0]["decision_low"] > 0
 
 
 def test_verdict_and_its_interval_always_agree():
@@ -91,7 +91,7 @@ def test_verdict_and_its_interval_always_agree():
     for _ in range(300):
         tests = _family(*(rng.normal(rng.normal(0, 0.5), 0.3, 4) for _ in range(4)), margin=0.0)
         for t in tests:
-            excludes_zero = t["ci_low"] > 0 or t["ci_high"] < 0
+            excludes_zero = t["decision_low"] > 0 or t["decision_high"] < 0
             assert (t["verdict"] in (BETTER, "worse")) == excludes_zero == (t["p_holm"] < 0.05)
 
 
@@ -106,14 +106,14 @@ def test_holm_levels_reject_exactly_what_holm_rejects():
 
 def test_a_small_sure_difference_is_equivalent_not_better():
     test = _family([0.05, 0.06, 0.07], margin=0.2)[0]
-    assert test["ci_low"] > 0 and test["verdict"] == EQUIVALENT
+    assert test["decision_low"] > 0 and test["verdict"] == EQUIVALENT
 
 
 def test_an_unresolved_test_states_the_effects_it_still_allows():
     test = _family([-0.3, 0.4, 0.9], margin=0.2)[0]
-    assert test["verdict"] == NOT_RESOLVED and test["ci_low"] < 0 < test["ci_high"]
+    assert test["verdict"] == NOT_RESOLVED and test["decision_low"] < 0 < test["decision_high"]
     half = sps.t.ppf(0.975, 2) * np.std([-0.3, 0.4, 0.9], ddof=1) / math.sqrt(3)
-    assert (test["ci_low"], test["ci_high"]) == pytest.approx((1 / 3 - half, 1 / 3 + half))
+    assert (test["decision_low"], test["decision_high"]) == pytest.approx((1 / 3 - half, 1 / 3 + half))
 
 
 def _cells(gap_db, seeds=6, noise=0.02, seed=0) -> CellGains:
@@ -191,8 +191,8 @@ def test_both_baselines_count_in_the_verdict_on_the_claim(tmp_path):
     opening, tests = text.split("\n\n")[1:3]
     assert opening.startswith("Primary question (pre-registered in `analysis.primary`)")
     assert "**Verdict on the claim: against `none` supported; against `sp2step` not supported" in opening
-    assert "- level against `sp2step`: **equivalent** within ±0.20 dB: the whole 97.5 % CI [" in tests
-    assert "one teacher run (teacher seed 1), one corpus draw (corpus seed 7" in text
+    assert "- level against `sp2step`: **equivalent within ±0.20 dB**: the whole 97.5 % TOST interval [" in tests
+    assert "one teacher run (teacher seed 0), one corpus draw (corpus seed 7" in text  # the scores' teacher
     assert "*" not in text.split("## Exploratory")[1].replace("**", "")  # no stars on exploratory p-values
 
 
@@ -261,6 +261,10 @@ def test_primary_settings_defaults_match_the_schema_and_bad_values_are_refused()
         AnalysisSettings.from_config({"analysis": {"primary": {"alpha": 1.5}}})
     with pytest.raises(KdsdError, match=r"analysis\.primary\.baselines"):
         AnalysisSettings.from_config({"analysis": {"primary": {"baselines": ["cosine"]}}})
+    # the transfer test sets: schema default, and kept as given
+    spec = schema["properties"]["analysis"]["properties"]
+    assert list(AnalysisSettings().transfer_test_sets) == spec["transfer_test_sets"]["default"] == ["test_recorded"]
+    assert AnalysisSettings.from_config({"analysis": {"transfer_test_sets": []}}).transfer_test_sets == ()
 
 
 # --- budgets ------------------------------------------------------------------------------------
@@ -298,3 +302,147 @@ def test_without_teacher_scores_the_claim_is_not_testable_instead_of_an_error():
     assert set(trend.verdict) == {"not testable"} and trend.p.isna().all()
     assert set(analysis.claim.claim) == {"not testable"} and set(analysis.claim.most_compressed) == {""}
     assert (analysis.primary.loc[analysis.primary.test == "level", "n_seeds"] == 3).all()
+
+
+# --- issue 25's statistics fixes, each a known answer ---------------------------------------------
+
+def _standardised(values) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    return (v - v.mean()) / v.std(ddof=1)
+
+
+def test_trend_margin_is_at_most_half_its_target_and_converted_like_it():
+    with pytest.raises(KdsdError, match=r"^config analysis\.primary\.trend_equivalence_margin_db: expected at most "
+                                        r"half of analysis\.primary\.target_effect_db \(0\.15\), got 0\.2$"):
+        AnalysisSettings.from_config({"analysis": {"primary": {"trend_equivalence_margin_db": 0.2}}})
+    settings = AnalysisSettings.from_config({"analysis": {"primary": {"target_effect_db": 0.5,
+                                                                      "trend_equivalence_margin_db": 0.25}}})
+    from kdsd.analysis.primary import primary_family
+
+    trend = primary_family({"sp2step": _cells([0.0, 0.0, 0.0])}, settings)[1]
+    assert trend["margin"] == pytest.approx(trend["target"] / 2)  # the same conversion, half the dB
+
+
+def test_a_flat_trend_is_worded_within_its_margin_never_no_trend():
+    analysis = analyse(_study_scores(), pd.DataFrame(columns=["kind", "method", "scenario"]), AnalysisSettings())
+    trend = analysis.primary.set_index(["baseline", "test"]).loc[("sp2step", "trend")]
+    assert trend.verdict == EQUIVALENT and trend.tost_high < trend.margin
+    margin = f"{100 * trend.margin:.2f} pp per doubling"
+    text = summary_text(analysis, provenance={})
+    assert f"- trend against `sp2step`: **within ±{margin}**: the whole 97.5 % TOST interval" in text
+    assert f"against `sp2step` not supported: the trend lies within ±{margin}" in text
+    assert "no trend" not in text.lower()
+
+
+def test_equivalence_is_a_tost_at_alpha_over_four_apart_from_the_holm_decision_interval():
+    rng = np.random.default_rng(41)
+    strong = [rng.normal(1.0, 0.05, 6) for _ in range(3)]  # rejected first: the fourth is tested at 5 %
+    se = 0.035
+    d = 0.1 + se * math.sqrt(6) * _standardised([0.3, -1.2, 0.8, 0.1, -0.4, 0.9])
+    tests = _family(*strong, d, margin=0.2)
+    test = tests[3]
+    assert test["decision_level"] == pytest.approx(0.95) and test["tost_level"] == pytest.approx(0.975)
+    assert (test["tost_low"], test["tost_high"]) == pytest.approx(
+        (0.1 - sps.t.ppf(0.9875, 5) * se, 0.1 + sps.t.ppf(0.9875, 5) * se))
+    # the 95 % decision interval lies inside ±0.2 (the old rule said "equivalent"); the TOST does not
+    assert -0.2 < test["decision_low"] and test["decision_high"] < 0.2 < test["tost_high"]
+    p_tost = max(sps.t.sf((0.1 + 0.2) / se, 5), sps.t.cdf((0.1 - 0.2) / se, 5))
+    assert test["p_tost"] == pytest.approx(p_tost) and p_tost > 0.0125
+    assert test["verdict"] == BETTER  # its decision interval excludes 0 at Holm's last step
+    # a small sure difference: the TOST interval inside ±0.2 ⇔ p_tost < α/4 ⇔ "equivalent"
+    small = _family(*strong, 0.1 + 0.01 * _standardised([1, 2, 3, 4, 5, 6]), margin=0.2)[3]
+    assert small["verdict"] == EQUIVALENT and small["p_tost"] < 0.0125 and small["tost_high"] < 0.2
+
+
+def test_seeds_needed_is_a_range_from_the_seed_sds_eighty_percent_interval():
+    from kdsd.analysis.power import sd_interval, seeds_needed_range
+
+    low, high = sd_interval(1.0, 5)
+    assert (low, high) == pytest.approx((math.sqrt(5 / 9.236357), math.sqrt(5 / 1.610308)), rel=1e-6)
+    # issue 25: an SD of 0.245 dB from 6 seeds: 11 seeds for 0.3 dB at α/4, 8 to 27 over its interval
+    assert seeds_needed(0.3, 0.245, 0.0125, 0.8) == 11
+    assert seeds_needed_range(0.3, 0.245, 5, 0.0125, 0.8) == (8, 27)
+    level = primary_table(retained_runs(_study_scores()), AnalysisSettings()).set_index(["baseline", "test"])
+    row = level.loc[("none", "level")]
+    assert (row.sd_seed_ci80_low, row.sd_seed_ci80_high) == pytest.approx(sd_interval(row.sd_seed, 5))
+    assert row.seeds_for_target_low == seeds_needed(0.3, row.sd_seed_ci80_low, 0.0125, 0.8)
+    assert row.seeds_for_target_high == seeds_needed(0.3, row.sd_seed_ci80_high, 0.0125, 0.8)
+
+
+def test_trend_target_uses_the_harmonic_mean_of_the_teachers_gain():
+    from kdsd.analysis.primary import primary_family
+
+    x = np.log2([4.0, 16.0, 64.0])  # 4 doublings
+    lead = 0.3 * (x - x[0]) / np.ptp(x)  # the lead grows by exactly the 0.3 dB target over the range
+    diffs = np.broadcast_to(lead[:, None, None], (3, 2, 6)) + 0.0
+    cells = CellGains(diffs=diffs, teacher_gain=np.tile([2.0, 8.0], (3, 1)), log2_compression=x,
+                      scenarios=["a", "b", "c"], test_sets=["t2", "t8"], seeds=list(range(1, 7)))
+    trend = primary_family({"none": cells}, AnalysisSettings())[1]
+    assert trend["target"] == pytest.approx(0.3 / 4 * (1 / 2 + 1 / 8) / 2)  # not 0.3 / 4 / 5
+    assert trend["estimate"] == pytest.approx(trend["target"])  # the target effect measures as the target
+
+
+def _runs_table(diffs_by_scenario: dict, seeds: int = 6, baselines=("none", "sp2step")) -> pd.DataFrame:
+    """retained_runs' table for cosine and the baselines: cosine − each baseline = the given
+    per-seed values in every test set of a scenario; teacher gain 8 dB."""
+    rows = []
+    params = {"w1_2": 4.0, "w1_4": 16.0, "w1_8": 64.0}
+    for scenario, diffs in diffs_by_scenario.items():
+        for test_set in ("a", "b"):
+            for seed in range(1, seeds + 1):
+                for method in ("cosine", *baselines):
+                    gain = 4.0 + (diffs[seed - 1] if method == "cosine" else 0.0)
+                    rows.append({"test_set": test_set, "scenario": scenario, "method": method, "seed": seed,
+                                 "compression": params[scenario], "teacher_gain": 8.0, "cell_teacher_gain": 8.0,
+                                 "gain": gain, "retained": gain / 8.0, "n_utts": 10, "n_dropped_utts": 0})
+    return pd.DataFrame(rows)
+
+
+def test_the_lead_is_tested_at_alpha_over_two_when_the_headline_speaks_of_both_baselines():
+    from kdsd.analysis.primary import TREND_ONLY, claim_table
+
+    se = 0.1
+    lead = 0.28 + se * math.sqrt(6) * _standardised([0.5, -1.0, 1.2, 0.3, -0.6, 0.2])  # t = 2.8 over 6 seeds
+    runs = _runs_table({"w1_2": lead - 2.0, "w1_4": lead - 1.0, "w1_8": lead})
+    one, both = AnalysisSettings(primary=PrimarySettings(baselines=("none",))), AnalysisSettings()
+    claims = {}
+    for name, settings in (("one", one), ("both", both)):
+        claim = claim_table(runs, primary_table(runs, settings), settings).set_index("baseline").loc["none"]
+        assert claim.trend_verdict == BETTER
+        claims[name] = claim
+    assert claims["one"].lead_level == pytest.approx(0.95) and claims["both"].lead_level == pytest.approx(0.975)
+    assert claims["one"].lead_low == pytest.approx(0.28 - sps.t.ppf(0.975, 5) * se)
+    assert claims["both"].lead_low == pytest.approx(0.28 - sps.t.ppf(0.9875, 5) * se)
+    assert claims["one"].claim == SUPPORTED and claims["both"].claim == TREND_ONLY
+
+
+def test_each_primary_t_test_has_the_exact_sign_flip_p_beside_it():
+    from kdsd.analysis.seeds import sign_flip_p
+
+    six = primary_table(retained_runs(_study_scores()), AnalysisSettings()).set_index(["baseline", "test"])
+    for key, row in six.iterrows():
+        values = np.array(row.per_seed.split(), dtype=float)
+        assert row.p_signflip == pytest.approx(sign_flip_p(values)), key
+        assert row.p_signflip_floor == pytest.approx(2 / 2 ** len(values)), key
+    assert six.loc[("none", "level"), "p_signflip"] == pytest.approx(2 / 64)  # every seed ahead: the floor
+    text = summary_text(analyse(_study_scores(), pd.DataFrame(columns=["kind", "method", "scenario"]),
+                                AnalysisSettings()), provenance={})
+    assert ("exact sign-flip p = 0.031, which with 6 seeds cannot go below 0.031, above this test's Holm level "
+            "0.0167") in text
+    # with 8 seeds all ahead the sign-flip p is 2/256, below α/4: nothing to warn about
+    eight = analyse(_study_scores(seeds=8), pd.DataFrame(columns=["kind", "method", "scenario"]), AnalysisSettings())
+    level = eight.primary.set_index(["baseline", "test"]).loc[("none", "level")]
+    assert level.p_signflip == pytest.approx(2 / 256) and 2 / 256 < 0.0125
+    sentence = next(line for line in summary_text(eight, provenance={}).splitlines()
+                    if line.startswith("- level against `none`"))
+    assert "exact sign-flip p = 0.008." in sentence and "cannot go below" not in sentence
+
+
+def test_intervals_are_named_decision_intervals_and_the_config_comment_names_the_tost():
+    text = summary_text(analyse(_study_scores(), pd.DataFrame(columns=["kind", "method", "scenario"]),
+                                AnalysisSettings()), provenance={})
+    primary = text.split("## Transfer question")[0]
+    assert "| Decision interval (level) |" in primary and "98.33 % decision interval [" in primary
+    assert " CI " not in primary.replace("95 % CI", "")  # no bare "CI" beside a primary test
+    lines = (REPO / "config.yaml").read_text().split("\nanalysis:\n")[1].split("\n\n")[0]
+    assert "95 % CI" not in lines.replace("not the 95 % CI", "") and "TOST" in lines and "97.5 %" in lines

@@ -7,11 +7,14 @@ teacher forwards per student, their medians over seeds are shown too.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-BUDGET_COLUMNS = ["scenario", "method", "n_seeds", "epochs", "kd_epochs"]
+from kdsd.analysis.stats import method_sort_key
+
+BUDGET_COLUMNS = ["scenario", "method", "control_of", "n_seeds", "epochs", "kd_epochs"]
 COST_BUDGETS = ("optimizer_steps", "teacher_forwards")  # recorded by the training jobs, if present
 
 
@@ -24,9 +27,11 @@ def _student_identity(history_path: str | os.PathLike) -> tuple[str, str] | None
     return parts[i + 1], parts[i + 2]
 
 
-def training_budgets(history_paths, costs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per scenario × method: seeds, epochs and KD epochs (medians over seeds), plus the cost
-    table's budget columns where it has them."""
+def training_budgets(history_paths, costs: pd.DataFrame | None = None,
+                     controls: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Per scenario × method: the method whose budget it matches if it is a budget control
+    (``controls``: {control: method}; "" otherwise), seeds, epochs and KD epochs (medians over
+    seeds), plus the cost table's budget columns where it has them."""
     rows = []
     for path in history_paths:
         identity = _student_identity(path)
@@ -42,11 +47,15 @@ def training_budgets(history_paths, costs: pd.DataFrame | None = None) -> pd.Dat
     grouped = runs.groupby(["scenario", "method"], sort=True)
     table = grouped[["epochs", "kd_epochs"]].median().astype(int)
     table.insert(0, "n_seeds", grouped.size())
+    table.insert(0, "control_of", [(controls or {}).get(method, "") for _, method in table.index])
     extra = [c for c in COST_BUDGETS if costs is not None and c in costs.columns]
     if extra:
         students = costs[costs["kind"] == "student"]
         table = table.join(students.groupby(["scenario", "method"])[extra].median())
-    return table.reset_index()
+    table = table.reset_index()
+    order = table["method"].map(lambda m: method_sort_key(m, controls))
+    return table.assign(_order=order).sort_values(["scenario", "_order"], kind="stable").drop(
+        columns="_order").reset_index(drop=True)
 
 
 def unequal_budgets(budgets: pd.DataFrame) -> dict[str, int]:

@@ -22,8 +22,8 @@ from kdsd.analysis.stats import BASELINES, HEADLINE
 
 GAIN = f"{HEADLINE}_i"
 MIN_SCENARIOS = 3  # a slope through two points has no residual: the claim needs a trend
-RUN_COLUMNS = ["test_set", "scenario", "method", "seed", "compression", "teacher_gain", "gain",
-               "retained", "n_utts", "n_dropped_utts"]
+RUN_COLUMNS = ["test_set", "scenario", "method", "seed", "compression", "teacher_gain", "cell_teacher_gain",
+               "gain", "retained", "n_utts", "n_dropped_utts"]
 
 
 def _teacher_params(scores: pd.DataFrame) -> float:
@@ -34,34 +34,52 @@ def _teacher_params(scores: pd.DataFrame) -> float:
 def retained_runs(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()) -> pd.DataFrame:
     """One row per student run: compression, teacher gain, student gain, retained fraction.
 
-    ``retained`` is NaN where the teacher gains < ``settings.min_teacher_gain_db`` on that
-    test set (or where nothing was scorable).
+    With several teacher seeds in the scores (``teacher.per_seed``) student seed k distilled from
+    teacher seed k, so its ``teacher_gain`` is teacher k's; with one teacher, that teacher's for
+    every seed. ``cell_teacher_gain``: the mean over the cell's teachers. ``retained`` = gain /
+    the run's own teacher gain, NaN where the cell's teacher gains < ``settings.min_teacher_gain_db``
+    on that test set (or where nothing was scorable).
     """
     teacher_params = _teacher_params(scores)
-    teacher = scores[scores["kind"] == "teacher"].groupby(["test_set", "utt_id"])[GAIN].mean()
+    teachers = scores[scores["kind"] == "teacher"].groupby(["test_set", "utt_id", "seed"])[GAIN].mean().unstack("seed")
+    teacher_of = teacher_seed_matcher(teachers.columns)
     students = scores[scores["kind"] == "student"]
     frames = []
     for (test_set, scenario), group in students.groupby(["test_set", "scenario"], sort=True):
         wide = group.set_index(["utt_id", "method", "seed"])[GAIN].unstack(["method", "seed"])
         runs = list(dict.fromkeys(zip(group["method"], group["seed"])))
         wide = wide[runs]
-        teacher_gain = teacher.get(test_set, pd.Series(dtype=float)).reindex(wide.index)
+        own = [teacher_of(seed) for _, seed in runs]
+        used = [t for t in dict.fromkeys(own) if t is not None]
+        teacher = (teachers.loc[test_set] if test_set in teachers.index.get_level_values(0)
+                   else pd.DataFrame(columns=teachers.columns)).reindex(index=wide.index, columns=used)
         scored = wide.loc[:, wide.notna().any()]  # a run with no finite score drops out, not the cell
-        # the teacher's utterances too, unless there is no teacher score at all (gains still count)
-        keep = scored.notna().all(axis=1) & (teacher_gain.notna() | teacher_gain.isna().all())
-        t_gain = float(teacher_gain[keep].mean()) if keep.any() else math.nan
+        # the teachers' utterances too; a teacher with no score at all drops out like a run
+        keep = scored.notna().all(axis=1) & teacher.loc[:, teacher.notna().any()].notna().all(axis=1)
+        teacher_gain = teacher.loc[keep].mean(axis=0) if keep.any() else pd.Series(math.nan, index=used)
+        cell_gain = float(teacher_gain.mean()) if teacher_gain.notna().any() else math.nan
         frame = pd.DataFrame({"method": [m for m, _ in runs], "seed": [s for _, s in runs],
-                              "gain": wide.loc[keep].mean(axis=0).to_numpy() if keep.any() else math.nan})
+                              "gain": wide.loc[keep].mean(axis=0).to_numpy() if keep.any() else math.nan,
+                              "teacher_gain": [teacher_gain.get(t, math.nan) for t in own]})
         frame["test_set"], frame["scenario"] = test_set, scenario
         frame["compression"] = teacher_params / float(group["params"].median())
-        frame["teacher_gain"] = t_gain
-        eligible = t_gain >= settings.min_teacher_gain_db
-        frame["retained"] = frame["gain"] / t_gain if eligible else math.nan
+        frame["cell_teacher_gain"] = cell_gain
+        eligible = cell_gain >= settings.min_teacher_gain_db
+        frame["retained"] = frame["gain"] / frame["teacher_gain"] if eligible else math.nan
         frame["n_utts"], frame["n_dropped_utts"] = int(keep.sum()), int((~keep).sum())
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=RUN_COLUMNS)
     return pd.concat(frames, ignore_index=True)[RUN_COLUMNS]
+
+
+def teacher_seed_matcher(teacher_seeds):
+    """student seed → the seed of the teacher it distilled from: its own (k → k) when there are
+    several teacher seeds, else the one teacher (None without teacher scores)."""
+    seeds = sorted(teacher_seeds)
+    if len(seeds) > 1:
+        return lambda seed: seed if seed in seeds else None
+    return lambda seed: seeds[0] if seeds else None
 
 
 def retained_table(runs: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()) -> pd.DataFrame:
@@ -71,7 +89,7 @@ def retained_table(runs: pd.DataFrame, settings: AnalysisSettings = AnalysisSett
     rows = []
     for (test_set, scenario, method), group in runs.groupby(["test_set", "scenario", "method"], sort=True):
         test = seed_test(group["retained"])
-        teacher_gain = group["teacher_gain"].iloc[0]
+        teacher_gain = group["cell_teacher_gain"].iloc[0]
         rows.append({"test_set": test_set, "scenario": scenario, "method": method,
                      "compression": group["compression"].iloc[0], "teacher_gain": teacher_gain,
                      "gain_mean": group["gain"].mean(), "n_seeds": int(group["gain"].notna().sum()),
@@ -128,7 +146,7 @@ def _slope_row(runs: pd.DataFrame, test_set: str, base: str, settings: AnalysisS
 
 
 def _untestable(runs: pd.DataFrame, test_set: str, n_scen: int, settings: AnalysisSettings) -> str:
-    teacher_gain = runs.loc[runs["test_set"] == test_set, "teacher_gain"]
+    teacher_gain = runs.loc[runs["test_set"] == test_set, "cell_teacher_gain"]
     if n_scen == 0 and (teacher_gain < settings.min_teacher_gain_db).all():
         return f"not testable: teacher gain < {settings.min_teacher_gain_db:g} dB"
     return (f"not testable: needs ≥ {MIN_SCENARIOS} scenarios of different compression where the teacher "

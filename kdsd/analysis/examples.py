@@ -41,6 +41,13 @@ def best_and_worst_students(scores: pd.DataFrame) -> dict[str, str]:
     return {"best_student": means.index[-1], "worst_student": means.index[0]}
 
 
+def teacher_model(scores: pd.DataFrame) -> str:
+    """Model id of the teacher to listen to: the one of the lowest seed (``teacher.per_seed`` trains
+    one per student seed; otherwise there is one), or ``teacher`` without teacher scores."""
+    teachers = scores[scores["kind"] == "teacher"].sort_values(["seed", "model"])
+    return str(teachers["model"].iloc[0]) if len(teachers) else "teacher"
+
+
 def spectrogram_db(wave: np.ndarray) -> np.ndarray:
     window = np.hanning(N_FFT)
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(wave, (0, N_FFT)), N_FFT)[::HOP]
@@ -60,7 +67,7 @@ def write_examples(manifest_path: str | Path, score_paths: list, model_dir: str 
     """WAVs ``<utt>_<role>.wav`` and ``spectrograms.png`` under ``out_dir``; returns the figure."""
     manifest_path, model_dir, out_dir = Path(manifest_path), Path(model_dir), Path(out_dir)
     scores = load_scores(score_paths)
-    roles = {"teacher": "teacher", **best_and_worst_students(scores)}
+    roles = {"teacher": teacher_model(scores), **best_and_worst_students(scores)}
     models = {role: load_model(model_dir / name / "model.pt")[0] for role, name in roles.items()}
     models = {role: (lambda wave, m=model: enhance_wave(m, wave)) for role, model in models.items()}
     for name in references:  # external denoisers that can run here, shown beside ours

@@ -8,7 +8,7 @@ import pandas as pd
 
 from kdsd.analysis.budgets import training_budgets
 from kdsd.analysis.claim import retained_runs, retained_table, slope_tests, with_retained
-from kdsd.analysis.primary import claim_table, primary_table
+from kdsd.analysis.primary import budget_control_table, claim_table, primary_table, transfer_table
 from kdsd.analysis.plots import (
     SECONDARY_PLOT_METRICS, plot_claim, plot_improvements, plot_learning_curves, plot_pareto)
 from kdsd.analysis.seeds import comparisons, missing_runs
@@ -67,20 +67,24 @@ def analyse(scores: pd.DataFrame, costs: pd.DataFrame, settings: AnalysisSetting
             history_paths=()) -> Analysis:
     """The primary family and the claim, the model table (with costs, retained fraction, headroom),
     the exploratory comparisons and per-test-set slopes, and each method's training budget."""
+    controls = dict(settings.budget_controls)
     runs = retained_runs(scores, settings)
     retained = retained_table(runs, settings)
-    budgets = training_budgets(history_paths, costs)
-    table = with_retained(with_costs(summary_table(scores), costs), retained)
+    budgets = training_budgets(history_paths, costs, controls)
+    table = with_retained(with_costs(summary_table(scores, controls), costs), retained)
     table = table.merge(budgets[["scenario", "method", "epochs"]].assign(kind="student"),
                         on=["kind", "scenario", "method"], how="left")
     if "clean_wer" in scores.columns:  # the recogniser's floor: WER of the clean references
         floors = pd.to_numeric(scores["clean_wer"], errors="coerce").groupby(scores["test_set"]).mean()
         table["clean_wer_floor"] = table["test_set"].map(floors)
     primary = primary_table(runs, settings)
+    teacher_seeds = tuple(sorted(scores.loc[scores["kind"] == "teacher", "seed"].unique()))
     return Analysis(table=table, comparisons=comparisons(scores, settings), runs=runs, retained=retained,
                     slopes=slope_tests(runs, settings), missing=missing_runs(scores, settings.expected_runs),
                     primary=primary, claim=claim_table(runs, primary, settings),
-                    budgets=budgets, settings=settings)
+                    transfer=transfer_table(runs, settings), budgets=budgets,
+                    budget_controls=budget_control_table(runs, settings), teacher_seeds=teacher_seeds,
+                    settings=settings)
 
 
 def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, provenance: dict) -> None:
@@ -94,6 +98,7 @@ def write_results(score_paths, history_paths, cost_paths, out_dir: str | Path, p
     write_csv(analysis.retained, out_dir / "tables" / "retained.csv")
     write_csv(analysis.primary, out_dir / "tables" / "primary.csv")
     write_csv(analysis.claim, out_dir / "tables" / "claim.csv")
+    write_csv(analysis.transfer, out_dir / "tables" / "transfer.csv")
     write_csv(analysis.slopes, out_dir / "tables" / "slopes.csv")
     write_csv(analysis.budgets, out_dir / "tables" / "budgets.csv")
     write_csv(costs, out_dir / "tables" / "cost.csv")

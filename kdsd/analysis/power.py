@@ -15,6 +15,7 @@ from scipy import optimize
 from scipy import stats as sps
 
 MAX_SEEDS = 500
+SD_CI_LEVEL = 0.8  # the seeds-needed range: the seed SD's 80 % interval (an SD from 6 seeds is rough)
 
 
 def power(effect: float, sd_seed: float, n: float, alpha: float, dof_factor: float = 1.0) -> float:
@@ -50,6 +51,29 @@ def seeds_needed(effect: float, sd_seed: float, alpha: float, target_power: floa
         if power(effect, sd_seed, n, alpha, dof_factor) >= target_power:
             return n
     return math.inf
+
+
+def sd_interval(sd_seed: float, dof: float, level: float = SD_CI_LEVEL) -> tuple[float, float]:
+    """Two-sided ``level`` interval of a standard deviation estimated with ``dof`` degrees of
+    freedom: dof·s²/σ² ~ χ²(dof). NaN without an SD."""
+    if not (np.isfinite(sd_seed) and np.isfinite(dof) and dof > 0):
+        return math.nan, math.nan
+    tail = (1 - level) / 2
+    return (float(sd_seed * math.sqrt(dof / sps.chi2.ppf(1 - tail, dof))),
+            float(sd_seed * math.sqrt(dof / sps.chi2.ppf(tail, dof))))
+
+
+def seeds_needed_range(effect: float, sd_seed: float, sd_dof: float, alpha: float, target_power: float,
+                       dof_factor: float = 1.0, level: float = SD_CI_LEVEL) -> tuple[float, float]:
+    """The seeds ``effect`` needs at either end of the SD's ``level`` interval: (fewest, most)."""
+    low, high = sd_interval(sd_seed, sd_dof, level)
+    return (seeds_needed(effect, low, alpha, target_power, dof_factor),
+            seeds_needed(effect, high, alpha, target_power, dof_factor))
+
+
+def format_seed_count(n: float) -> str:
+    """'11', '> 500' (past MAX_SEEDS) or '–' (no SD)."""
+    return "–" if n != n else (f"> {MAX_SEEDS}" if math.isinf(n) else str(int(n)))
 
 
 def power_table(sd_seeds: dict[str, float], seed_counts, alpha: float, target_power: float,

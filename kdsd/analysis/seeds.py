@@ -9,17 +9,20 @@ set shared by every run of the comparison. Utterance-level tests would answer a 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from kdsd.analysis.settings import AnalysisSettings
-from kdsd.analysis.stats import BASELINES, CI_LEVEL, HEADLINE, METRICS, method_rank, t_half_width
+from kdsd.analysis.stats import (
+    BASELINES, CI_LEVEL, HEADLINE, METRICS, method_rank, method_sort_key, t_half_width)
 
 PROPOSED = "cosine"
 MIN_SEEDS_FOR_TEST = 3  # below this the summary is descriptive only: no p-values
 MIN_SEEDS_FOR_SIGNFLIP = 6  # 2 / 2**6 = 0.031: the exact sign-flip p can first reach < 0.05
+MAX_ENUMERATED_SIGNS = 16  # 65,536 sign patterns in one matrix
 EXPLORATORY = "exploratory"
 # What an interval says, as a category: the primary tests word these as verdicts; exploratory
 # rows only describe their unadjusted interval (READINGS), never as a verdict.
@@ -53,10 +56,27 @@ def seed_test(diffs) -> dict:
     if n >= MIN_SEEDS_FOR_TEST:
         out["p_t"] = _t_pvalue(d)
     if n >= MIN_SEEDS_FOR_SIGNFLIP:
-        out["p_signflip"] = float(sps.permutation_test(
-            (d,), np.mean, permutation_type="samples", n_resamples=np.inf,
-            alternative="two-sided").pvalue)
+        out["p_signflip"] = sign_flip_p(d)
     return out
+
+
+def sign_flip_p(d) -> float:
+    """Exact two-sided sign-flip p of the mean of ``d``: the share of the 2^n sign patterns whose
+    |sum| reaches the observed one (no normality assumed). With n values it cannot go below
+    :func:`sign_flip_floor` (n)."""
+    d = np.asarray(d, dtype=float)
+    if len(d) > MAX_ENUMERATED_SIGNS:  # scipy enumerates them too, in slices
+        return float(sps.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf,
+                                          alternative="two-sided").pvalue)
+    signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
+    sums = np.abs(signs @ d)
+    observed = abs(d.sum())
+    return float(np.mean(sums >= observed - 1e-9 * max(1.0, observed)))
+
+
+def sign_flip_floor(n: int) -> float:
+    """The smallest exact two-sided sign-flip p that n values can give: 2 / 2^n."""
+    return 2.0 / 2 ** n if n >= 1 else math.nan
 
 
 def _t_pvalue(d: np.ndarray) -> float:
@@ -99,11 +119,14 @@ def interval_reading(test: dict, margin: float | None = None) -> str:
     return reading.replace("margin", f"{margin:g}") if margin else reading
 
 
-def comparison_pairs(methods) -> list[tuple[str, str]]:
-    """(method, baseline) for every student method against each baseline ranked before it."""
-    methods = sorted(set(methods), key=lambda m: (method_rank(m), m))
-    return [(m, base) for base in BASELINES if base in methods
-            for m in methods if method_rank(m) > method_rank(base)]
+def comparison_pairs(methods, controls: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(method, baseline) for every student method against each baseline ranked before it, and
+    (method, its budget control) for each control in ``controls`` ({control: method}) that ran."""
+    controls = controls or {}
+    methods = sorted(set(methods), key=lambda m: method_sort_key(m, controls))
+    rank = {m: method_rank(controls.get(m, m)) for m in methods}
+    pairs = [(m, base) for base in BASELINES if base in methods for m in methods if rank[m] > rank[base]]
+    return pairs + [(of, control) for control, of in controls.items() if {control, of} <= set(methods)]
 
 
 def paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict:
@@ -151,7 +174,7 @@ def comparisons(scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSetti
         wide = group.set_index(["utt_id", "method", "seed"])[gains].unstack(["method", "seed"])
         # unstack makes every method × seed column; keep only the runs that exist
         seeds_of = group.groupby("method")["seed"].unique().map(sorted)
-        for method, base in comparison_pairs(seeds_of.index):
+        for method, base in comparison_pairs(seeds_of.index, dict(settings.budget_controls)):
             for metric in metrics:
                 block = wide[f"{metric}_i"]
                 paired = paired_differences(block[method][seeds_of[method]], block[base][seeds_of[base]])

@@ -20,7 +20,10 @@ class PrimarySettings:
     alpha: float = 0.05  # family-wise, Holm over 2 tests (level, trend) per baseline
     power: float = 0.8  # for the minimum detectable effect and the seeds needed
     target_effect_db: float = 0.3  # the effect the "seeds needed" column is sized for
-    trend_equivalence_margin: float = 0.01  # retained fraction per doubling of compression
+    # the trend's equivalence margin, in the target's unit (dB the lead changes over the study's
+    # compression range) and converted the same way; at most half the target, so "equivalent"
+    # can never be printed with the target inside the interval
+    trend_equivalence_margin_db: float = 0.15
     trend_test: str = "contrast"
 
     @classmethod
@@ -33,9 +36,14 @@ class PrimarySettings:
         for key in ("alpha", "power"):
             if key in values and not _number_in(values[key], 0.0, 1.0):
                 raise KdsdError(f"config analysis.primary.{key}: expected a number in (0, 1), got {values[key]!r}")
-        for key in ("target_effect_db", "trend_equivalence_margin"):
+        for key in ("target_effect_db", "trend_equivalence_margin_db"):
             if key in values and not _number_in(values[key], 0.0, float("inf"), low_open=False):
                 raise KdsdError(f"config analysis.primary.{key}: expected a number ≥ 0, got {values[key]!r}")
+        target = values.get("target_effect_db", cls.target_effect_db)
+        margin = values.get("trend_equivalence_margin_db", cls.trend_equivalence_margin_db)
+        if margin > target / 2:
+            raise KdsdError(f"config analysis.primary.trend_equivalence_margin_db: expected at most half of "
+                            f"analysis.primary.target_effect_db ({target / 2:g}), got {margin!r}")
         if values.get("trend_test", "contrast") not in TREND_TESTS:
             raise KdsdError(f"config analysis.primary.trend_test: expected one of {list(TREND_TESTS)}, "
                             f"got {values['trend_test']!r}")
@@ -60,7 +68,10 @@ class AnalysisSettings:
     equivalence_margin_db: float = 0.2
     min_teacher_gain_db: float = 1.0
     primary: PrimarySettings = field(default_factory=PrimarySettings)
+    # test sets that answer the transfer question (recorded speech), kept out of the primary family
+    transfer_test_sets: tuple[str, ...] = ("test_recorded",)
     expected_runs: tuple[tuple[str, str, int], ...] = ()  # (scenario, method, seed) from the config
+    budget_controls: tuple[tuple[str, str], ...] = ()  # (control, method whose budget it matches)
 
     @classmethod
     def from_config(cls, config: Mapping | None) -> AnalysisSettings:
@@ -74,8 +85,30 @@ class AnalysisSettings:
                 if not _number_in(value, 0.0, float("inf"), low_open=False):
                     raise KdsdError(f"config analysis.{key}: expected a number ≥ 0, got {value!r}")
                 changes[key] = float(value)
+        if "transfer_test_sets" in analysis:
+            changes["transfer_test_sets"] = _names(analysis["transfer_test_sets"], "analysis.transfer_test_sets")
         changes["primary"] = PrimarySettings.from_config(analysis.get("primary") or {})
-        return replace(cls(expected_runs=expected_runs(config)), **changes)
+        controls = budget_controls(config)
+        for control, of in controls:
+            if control in changes["primary"].baselines:
+                raise KdsdError(f"config analysis.primary.baselines: {control!r} is the budget control of {of!r} "
+                                f"(kd.{control}.train.epochs_of), not a baseline of the primary family")
+        return replace(cls(expected_runs=expected_runs(config), budget_controls=controls), **changes)
+
+
+def _names(value, key: str) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise KdsdError(f"config {key}: expected a list of test set names, got {value!r}")
+    return tuple(value)
+
+
+def budget_controls(config: Mapping) -> tuple[tuple[str, str], ...]:
+    """(control, method) for every `kd` entry with `train.epochs_of: method`: a variant trained
+    for as many optimiser steps as that method, which separates "KD helps" from "more steps help"."""
+    kd = config.get("kd") or {}
+    return tuple((name, str(entry["train"]["epochs_of"])) for name, entry in kd.items()
+                 if isinstance(entry, Mapping) and isinstance(entry.get("train"), Mapping)
+                 and entry["train"].get("epochs_of"))
 
 
 def expected_runs(config: Mapping) -> tuple[tuple[str, str, int], ...]:

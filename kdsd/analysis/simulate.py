@@ -56,7 +56,7 @@ def decision_rates(n_studies: int, seed: int = 0, settings: AnalysisSettings = A
     rng = np.random.default_rng(seed)
     any_decided, per_test = 0, {}
     for _ in range(n_studies):
-        tests = primary_family(simulate_cells(rng, **study), settings, with_power=False)
+        tests = primary_family(simulate_cells(rng, **study), settings, with_power_figures=False)
         any_decided += any(t["verdict"] in DECIDED for t in tests)
         for t in tests:
             key = f"{t['test']} vs {t['baseline']}"
@@ -81,10 +81,13 @@ def trend_test_rates(n_studies: int, seed: int = 0, alpha: float = 0.05, **study
 
 def print_power_report(sd_seeds: dict[str, float], seed_counts, *, alpha: float = 0.05, family_size: int = 4,
                        target_power: float = 0.8, target_effect: float = 0.3, trend_studies: int = 0,
-                       seed: int = 0) -> None:
-    """The README's power table (level tests at α/family_size, Holm's first step) and, with
-    ``trend_studies``, the simulated size and power of the two trend tests."""
-    from kdsd.analysis.power import power_table
+                       seed: int = 0, measured_on: int = 6) -> None:
+    """The README's power table (level tests at α/family_size, Holm's first step), the seeds the
+    target needs for each SD as a point and over the SD's 80 % interval (were it measured on
+    ``measured_on`` seeds), and, with ``trend_studies``, the simulated size and power of the two
+    trend tests."""
+    from kdsd.analysis.power import (
+        SD_CI_LEVEL, format_seed_count, power_table, sd_interval, seeds_needed, seeds_needed_range)
 
     level = alpha / family_size
     print(f"Level test: seed SD, seeds, 95 % half-width, MDE ({100 * target_power:.0f} % power, two-sided "
@@ -92,6 +95,15 @@ def print_power_report(sd_seeds: dict[str, float], seed_counts, *, alpha: float 
     for row in power_table(sd_seeds, seed_counts, level, target_power, target_effect):
         print(f"  {row['label']:>12}  SD {row['sd_seed']:.3f}  seeds {row['seeds']:>3}  ±{row['ci95_half_width']:.3f}"
               f"  MDE {row['mde']:.3f}  power {row['power_at_target']:.2f}")
+    print(f"Seeds needed for {target_effect:g} dB ({100 * target_power:.0f} % power, α = {level:.4g}), and their "
+          f"range over the SD's {100 * SD_CI_LEVEL:.0f} % interval (chi-square, the SD measured on {measured_on} "
+          f"seeds):")
+    for label, sd in sd_seeds.items():
+        low, high = sd_interval(sd, measured_on - 1)
+        point = seeds_needed(target_effect, sd, level, target_power)
+        fewest, most = seeds_needed_range(target_effect, sd, measured_on - 1, level, target_power)
+        print(f"  {label:>12}  SD {sd:.3f} [{low:.3f}, {high:.3f}]  seeds {format_seed_count(point)}"
+              f"  range {format_seed_count(fewest)}–{format_seed_count(most)}")
     if not trend_studies:
         return
     print(f"Trend tests on {trend_studies} simulated studies each (3 scenarios at log2 compression 2, 4, 6; "

@@ -7,7 +7,7 @@ than the (much larger, and not independent across models) utterance variability.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -159,19 +159,26 @@ def method_rank(method: str) -> int:
     return BASELINES.index(method) if method in BASELINES else len(BASELINES)
 
 
-def _sort(table: pd.DataFrame) -> pd.DataFrame:
+def method_sort_key(method: str, controls: Mapping[str, str] | None = None) -> tuple:
+    """Display order: baselines first, then the other methods by name; a budget control
+    (``controls``: {control: method}) right after the method whose budget it matches."""
+    target = (controls or {}).get(method, method)
+    return method_rank(target), target, method != target, method
+
+
+def _sort(table: pd.DataFrame, controls: Mapping[str, str] | None = None) -> pd.DataFrame:
+    methods = {m: i for i, m in enumerate(sorted(set(table["method"]), key=lambda m: method_sort_key(m, controls)))}
     key = pd.DataFrame({
         "test_set": table["test_set"],
         "kind": table["kind"].map(KIND_ORDER),
         "scenario": table["scenario"],
-        "method_rank": table["method"].map(method_rank),
-        "method": table["method"],
+        "method": table["method"].map(methods),
     })
     order = key.sort_values(list(key.columns), kind="stable").index
     return table.loc[order].reset_index(drop=True)
 
 
-def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
+def summary_table(scores: pd.DataFrame, controls: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per (kind, method, scenario, test_set), plus a ``kind == "input"`` row per test set.
 
     Per metric column c in (m, m_i): c_mean / c_std / c_ci95 (half-width of the 95 % t interval)
@@ -180,7 +187,7 @@ def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
     :mod:`kdsd.analysis.claim`.
     """
     combined = pd.concat([_input_pseudo_scores(scores), scores], ignore_index=True)
-    return _sort(_seed_aggregate(run_means(combined)))
+    return _sort(_seed_aggregate(run_means(combined)), controls)
 
 
 def format_mean_std(mean: float, std: float, digits: int = 2) -> str:

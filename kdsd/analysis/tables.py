@@ -3,11 +3,12 @@ comparisons, and the retained fraction against compression."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from kdsd.analysis.stats import HEADLINE, format_mean_std
+from kdsd.analysis.stats import HEADLINE, format_mean_std, method_sort_key
 from kdsd.metrics import METRIC_INFO, SECONDARY_METRICS, metric_label
 from kdsd.atomic import write_csv, write_text
 
@@ -199,11 +200,12 @@ COMPARISON_LEGEND = (
     f"t-test and exact sign-flip p-values (≥ 3 and ≥ 6 seeds) and every other metric.")
 
 
-def retained_markdown(retained: pd.DataFrame) -> str:
-    """Markdown: per test set × scenario, compression, teacher gain, headroom, retained per method."""
+def retained_markdown(retained: pd.DataFrame, controls: Mapping[str, str] | None = None) -> str:
+    """Markdown: per test set × scenario, compression, teacher gain, headroom, retained per method
+    (a budget control, ``controls``: {control: method}, beside the method it controls)."""
     if retained.empty:
         return "No student runs."
-    methods = sorted(retained["method"].unique(), key=lambda m: (m != "none", m != "sp2step", m))
+    methods = sorted(retained["method"].unique(), key=lambda m: method_sort_key(m, controls))
     gain = f"Δ{metric_label(HEADLINE)}"
     head = ["Test set", "Scenario", "Compression", f"Teacher {gain}", "Headroom over none",
             *(f"{m} retained [95 % CI]" for m in methods)]

@@ -1,4 +1,4 @@
-# Stage 5: the pre-registered primary tests (the verdicts), tables (mean ± SD and 95 % intervals over
+# Stage 5: the pre-registered primary tests (the verdicts) and transfer question, tables (mean ± SD and 95 % intervals over
 # seeds), exploratory seed-level comparisons, the retained fraction, budgets, plots and summary, all
 # wrapped for the HTML report.
 
@@ -18,6 +18,8 @@ rule report_results:
                            category="Results", labels={"table": "method comparisons over seeds (CSV)"}),
         primary=report(f"{RESULTS}/tables/primary.csv", caption="../report/primary.rst", category="Results",
                        labels={"table": "primary tests (pre-registered; the verdicts)"}),
+        transfer=report(f"{RESULTS}/tables/transfer.csv", caption="../report/transfer.rst", category="Results",
+                        labels={"table": "transfer question (pre-registered; recorded speech)"}),
         claim_csv=f"{RESULTS}/tables/claim.csv",
         retained=f"{RESULTS}/tables/retained.csv",
         slopes=f"{RESULTS}/tables/slopes.csv",
