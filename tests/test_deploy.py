@@ -261,7 +261,7 @@ def test_cost_job_exports_and_reports_latency_and_onnx_rtf(tmp_path):
 def test_deployment_benchmark_prints_each_students_speed_against_the_targets(tmp_path, capsys):
     """`kdsd bench-deploy` on a causal and a non-causal student folder: one row each, streaming
     figures only for the causal one, and the three target lines with their figures."""
-    from kdsd.metrics.deploy_bench import bench_deployment, print_deployment
+    from kdsd.metrics.deploy_bench import ONNX_RTF_TARGET, bench_deployment, print_deployment
 
     folders = []
     for causal in (True, False):
@@ -289,6 +289,9 @@ def test_deployment_benchmark_prints_each_students_speed_against_the_targets(tmp
     assert "latency 32 ms (target ≤ 40): met" in out
     assert f"p99 per-hop compute under onnxruntime {causal['hop_onnx_p99_ms']:.3f} ms" in out
     assert f"onnxruntime RTF {offline['rtf_onnx_wall']:.4f} wall" in out
+    for clock in ("wall", "cpu"):
+        verdict = "met" if offline[f"rtf_onnx_{clock}"] <= ONNX_RTF_TARGET else "missed"
+        assert f"{verdict} on {clock.replace('cpu', 'CPU')} time" in out
     with pytest.raises(KdsdError, match="no model.pt or model.onnx"):
         bench_deployment([tmp_path / "causal_True" / "model.pt", tmp_path], seconds=0.5, repeats=1)
 
