@@ -71,10 +71,12 @@ def offline_stages(onnx, wave: np.ndarray, audio_s: float, repeats: int) -> dict
     return row
 
 
-def operator_shares(model_onnx: Path, magnitude: np.ndarray, runs: int = 3) -> dict[str, float]:
-    """Share of the mask network's kernel time per onnxruntime operator (its per-node profiler,
-    one thread, after one warm-up run), largest first."""
+def operator_shares(model_onnx: Path, magnitude: np.ndarray, runs: int = 5) -> dict[str, float]:
+    """Share of the mask network's kernel time per onnxruntime operator, largest first: each
+    node's median time over ``runs`` runs after a warm-up (onnxruntime's per-node profiler, one
+    thread; the median keeps a run preempted by another process from counting)."""
     import json
+    import statistics
     import tempfile
 
     from kdsd.models.export import onnx_session
@@ -84,11 +86,13 @@ def operator_shares(model_onnx: Path, magnitude: np.ndarray, runs: int = 3) -> d
         for _ in range(runs + 1):
             session.run(["mask"], {"magnitude": magnitude})
         events = json.loads(Path(session.end_profiling()).read_text())
-    kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
-    timed = kernels[len(kernels) // (runs + 1):]  # the warm-up run's nodes come first
+    per_node: dict[tuple[str, str], list[float]] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_node.setdefault((e["name"], e["args"]["op_name"]), []).append(e["dur"])
     totals: dict[str, float] = {}
-    for event in timed:
-        totals[event["args"]["op_name"]] = totals.get(event["args"]["op_name"], 0.0) + event["dur"]
+    for (_, op), durations in per_node.items():
+        totals[op] = totals.get(op, 0.0) + statistics.median(durations[1:])  # [0]: the warm-up
     whole = sum(totals.values())
     return {op: us / whole for op, us in sorted(totals.items(), key=lambda kv: -kv[1])}
 
