@@ -17,7 +17,8 @@ from kdsd.enhance import (onnx_frame_mask, stream_wave, time_radius_frames,
 from kdsd.errors import KdsdError
 from kdsd.losses import SupervisedLoss
 from kdsd.metrics.cost import write_model_cost, write_reference_cost
-from kdsd.models.export import OPSET, OnnxDenoiser, export_all, streaming_path
+from kdsd.models.export import (NCHWC_MIN_WIDTH, OPSET, OnnxDenoiser, deploy_form,
+                                disabled_optimizers, export_all, export_onnx, streaming_path)
 from kdsd.models.io import load_model, save_model
 from kdsd.models.numpy_signal import istft, stft
 from kdsd.models.streaming import StreamingMask
@@ -142,6 +143,43 @@ def test_export_is_pinned_and_carries_the_framing(exported):
     assert not streaming_path(exported["plain", False][1]).exists()  # non-causal: no stream graph
 
 
+def test_offline_export_writes_the_network_with_onnxruntimes_fast_operators(tmp_path, utterances):
+    """PReLU as Max(x, a·x), compression as Exp(c·Log x), the last upsampler and the mask head as
+    one transposed convolution; a PReLU slope above 1 (where max would be wrong) stays a PRelu.
+    The mask is PyTorch's either way."""
+    import onnx
+
+    model = trained_shape_model(width=4, depth=2)
+    with torch.no_grad():
+        model.decoders[0][2].weight[0] = 1.5
+    export_onnx(model, tmp_path / "model.onnx")
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    ops = [node.op_type for node in graph.node]
+    weights = {tensor.name: tuple(tensor.dims) for tensor in graph.initializer}
+    assert "Pow" not in ops and ops.count("Log") == ops.count("Exp") == 1
+    assert ops.count("PRelu") == 1 and ops.count("Max") == len(model.encoders) + 1 + len(model.decoders) - 1
+    assert ops.count("ConvTranspose") == model.depth
+    assert min(weights[node.input[1]][0] for node in graph.node if node.op_type == "Conv") == model.channels[0]
+    assert np.abs(OnnxDenoiser(tmp_path / "model.onnx")(utterances[0]) - offline(model, utterances[0])).max() <= 1e-4
+    assert isinstance(deploy_form(model).decoders[0][2], torch.nn.PReLU)  # the slope of 1.5
+    assert isinstance(model.decoders[1][2], torch.nn.PReLU) and isinstance(model.mask_head, torch.nn.Conv2d)  # a copy
+
+
+def test_narrow_offline_graphs_run_without_the_nchwc_layout(tmp_path):
+    """onnxruntime's NCHWc layout pads convolution channels to the SIMD block: left out for
+    offline graphs of students narrower than NCHWC_MIN_WIDTH, kept for wider ones, for
+    streaming graphs and for graphs that are not kdsd exports."""
+    narrow, wide = UNetDAE(width=NCHWC_MIN_WIDTH // 2, depth=2, causal=True), UNetDAE(width=NCHWC_MIN_WIDTH, depth=2)
+    export_all(narrow, tmp_path / "narrow.onnx")
+    export_onnx(wide, tmp_path / "wide.onnx")
+    assert disabled_optimizers(tmp_path / "narrow.onnx") == ["NchwcTransformer"]
+    assert disabled_optimizers(streaming_path(tmp_path / "narrow.onnx")) == []
+    assert disabled_optimizers(tmp_path / "wide.onnx") == []
+    (tmp_path / "noise.onnx").write_bytes(b"not a graph")
+    assert disabled_optimizers(tmp_path / "noise.onnx") == []
+    assert OnnxDenoiser(tmp_path / "narrow.onnx")(np.zeros(SR // 10, dtype=np.float32)).shape == (SR // 10,)
+
+
 def test_bad_onnx_files_are_named(tmp_path):
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"not a graph")
@@ -223,7 +261,7 @@ def test_cost_job_exports_and_reports_latency_and_onnx_rtf(tmp_path):
 def test_deployment_benchmark_prints_each_students_speed_against_the_targets(tmp_path, capsys):
     """`kdsd bench-deploy` on a causal and a non-causal student folder: one row each, streaming
     figures only for the causal one, and the three target lines with their figures."""
-    from kdsd.metrics.deploy_bench import bench_deployment, print_deployment
+    from kdsd.metrics.deploy_bench import ONNX_RTF_TARGET, bench_deployment, print_deployment
 
     folders = []
     for causal in (True, False):
@@ -239,12 +277,21 @@ def test_deployment_benchmark_prints_each_students_speed_against_the_targets(tmp
     assert 0 < causal["hop_torch_median_cpu_ms"] <= causal["hop_torch_p99_cpu_ms"]
     assert "hop_onnx_p99_ms" not in offline
     assert all(0 < r[k] < 1 for r in rows for k in ("rtf_torch_wall", "rtf_onnx_wall", "rtf_onnx_cpu"))
+    assert all(0 < r[f"rtf_onnx_{stage}_cpu"] < 1 for r in rows for stage in ("stft", "network", "istft"))
+    shares = offline["onnx_operator_share"]
+    assert abs(sum(shares.values()) - 1) < 1e-9 and "Conv" in shares and "PRelu" not in shares
+    assert list(shares.values()) == sorted(shares.values(), reverse=True)
     print_deployment(rows)
     out = capsys.readouterr().out
-    assert out.count(f"| {tmp_path}/causal_") == 2 and out.count("– (not causal)") == 2
+    assert out.count("| STFT | network | mask + iSTFT | network by operator |") == 1
+    assert f"{offline['rtf_onnx_network_wall']:.5f} / {offline['rtf_onnx_network_cpu']:.5f}" in out
+    assert out.count(f"| {tmp_path}/causal_") == 2 * 2 and out.count("– (not causal)") == 2  # both tables
     assert "latency 32 ms (target ≤ 40): met" in out
     assert f"p99 per-hop compute under onnxruntime {causal['hop_onnx_p99_ms']:.3f} ms" in out
     assert f"onnxruntime RTF {offline['rtf_onnx_wall']:.4f} wall" in out
+    for clock in ("wall", "cpu"):
+        verdict = "met" if offline[f"rtf_onnx_{clock}"] <= ONNX_RTF_TARGET else "missed"
+        assert f"{verdict} on {clock.replace('cpu', 'CPU')} time" in out
     with pytest.raises(KdsdError, match="no model.pt or model.onnx"):
         bench_deployment([tmp_path / "causal_True" / "model.pt", tmp_path], seconds=0.5, repeats=1)
 

@@ -10,6 +10,8 @@ weighted overlap-add divided by the summed squared window, as ``torch.istft``.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft
@@ -46,11 +48,19 @@ def overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=8)
+def _window_envelope(n_fft: int, hop: int, count: int) -> np.ndarray:
+    """The summed squared window of ``count`` frames (the same for every file of that length)."""
+    envelope = overlap_add(np.broadcast_to(hann(n_fft) ** 2, (count, n_fft)), hop)
+    envelope.flags.writeable = False
+    return envelope
+
+
 def istft(spec: np.ndarray, n_fft: int, hop: int, causal: bool, length: int) -> np.ndarray:
     """``(n_fft/2 + 1, T)`` complex → ``(length,)`` float32."""
-    window = hann(n_fft)
-    frames = fft.irfft(spec.T, n_fft, axis=1) * window
-    envelope = overlap_add(np.broadcast_to(window ** 2, frames.shape), hop)
+    frames = fft.irfft(spec.T, n_fft, axis=1)
+    frames *= hann(n_fft)
+    envelope = _window_envelope(n_fft, hop, len(frames))
     start = _left_pad(n_fft, hop, causal)
     keep = slice(start, start + length)
-    return (overlap_add(frames, hop)[keep] / envelope[keep]).astype(np.float32)
+    return (overlap_add(frames, hop)[keep] / envelope[keep]).astype(np.float32, copy=False)

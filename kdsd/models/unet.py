@@ -116,7 +116,13 @@ class UNetDAE(nn.Module):
 
     def compressed(self, magnitude: torch.Tensor) -> torch.Tensor:
         """``(B, n_fft/2 + 1, T)`` magnitude → the network input ``(B, 1, n_fft/2, T)``."""
-        return (magnitude[:, None, :-1] + 1e-8) ** self.compress
+        return self.floored_magnitude(magnitude) ** self.compress
+
+    @staticmethod
+    def floored_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
+        """The rows the network sees (Nyquist bin dropped), floored so that compression has a
+        finite gradient at 0: ``(B, n_fft/2 + 1, T)`` → ``(B, 1, n_fft/2, T)``."""
+        return magnitude[:, None, :-1] + 1e-8
 
     def algorithmic_latency_ms(self, sample_rate: int = 16000) -> float:
         """Window plus look-ahead: how far an output sample's inputs reach past it, in ms.
