@@ -30,8 +30,9 @@ noise recording, SNR and segment from its own generator seeded by (seed, split, 
 far quieter than its recording (an owl's silence between calls) is redrawn. Speech is DC-free
 and normalised to ``corpus.speech_level_dbfs``; mixing is exact and never clips
 (:func:`kdsd.corpus.mixing.mix_at_snr`). The manifest adds ``language`` (ISO 639-1),
-``source_package``, ``source_file``, ``licence`` and the noise's ``noise_package``,
-``noise_file``, ``noise_licence``; ``text`` is the transcript ("" where the package has none),
+``source_package``, ``source_file``, ``licence``, ``text_package`` (the other package the
+transcript came from; "" when it is the audio's own, or there is none) and the noise's ``noise_package``, ``noise_file``, ``noise_licence``;
+``text`` is the transcript ("" where the package has none),
 ``engine`` is "recorded".
 """
 from __future__ import annotations
@@ -59,8 +60,8 @@ TEST_COLLECTIONS = ("asterisk-en", "asterisk-fr", "asterisk-it", "asterisk-ru", 
                     "fillets-nl", "flare")
 TRAINING_COLLECTIONS = ("tuxpaint", "megaglest")
 VALID_SPEAKERS = ("tuxpaint:be",)
-EXTRA_COLUMNS = ("language", "source_package", "source_file", "licence", "noise_package",
-                 "noise_file", "noise_licence")
+EXTRA_COLUMNS = ("language", "source_package", "source_file", "licence", "text_package",
+                 "noise_package", "noise_file", "noise_licence")
 DEFAULT_TEST_UTTERANCES = 48
 DEFAULT_TEST_SNR_DB = (-5.0, 10.0)
 QUIET_SEGMENT_DB = 20.0  # a noise segment this far below its recording's RMS is redrawn
@@ -197,7 +198,8 @@ def _mix(job) -> dict:
             "snr_db": snr_db, "rir": "", "duration_s": round(len(clean) / SAMPLE_RATE, 4),
             "sample_rate": SAMPLE_RATE, "language": speech_row["language"],
             "source_package": speech_row["source_package"], "source_file": speech_row["source_file"],
-            "licence": speech_row["licence"], "noise_package": noise_row["source_package"],
+            "licence": speech_row["licence"], "text_package": speech_row["text_package"],
+            "noise_package": noise_row["source_package"],
             "noise_file": noise_row["source_file"], "noise_licence": noise_row["licence"]}
 
 

@@ -36,7 +36,8 @@ from kdsd.corpus.debian import DebPackage, check_available, extract, fetch
 from kdsd.errors import KdsdError
 
 INVENTORY_COLUMNS = ("kind", "item_id", "path", "speaker", "language", "text", "duration_s",
-                     "source_rate", "source_channels", "source_package", "source_file", "licence")
+                     "source_rate", "source_channels", "source_package", "source_file", "licence",
+                     "text_package")
 G722_BYTES_PER_S = 8000  # 64 kbit/s
 MAX_TEST_PER_SPEAKER = 40  # test_recorded can hold up to 8 x 40 utterances
 
@@ -265,7 +266,8 @@ def read_inventory(corpus: dict, name: str) -> pd.DataFrame | None:
     path = inventory_path(corpus, name)
     if not path.is_file():
         return None
-    table = pd.read_csv(path, keep_default_na=False, dtype={"text": str, "speaker": str, "language": str})
+    table = pd.read_csv(path, keep_default_na=False, dtype={c: str for c in ("text", "speaker", "language",
+                                                                               "text_package")})
     stale = set(table["source_package"]) - _pins(collection(name))
     if stale:
         raise KdsdError(f"{path}: converted from {', '.join(sorted(stale))}, but kdsd pins "
@@ -325,7 +327,7 @@ def _chosen(coll: Collection, items: list[Item], raw: Path) -> list[Item]:
 
 def _convert(job) -> dict | None:
     """One item to ``audio/<item_id>.wav`` at 16 kHz; None when it is too short or silent."""
-    item, raw_dir, out_dir, kind, package = job
+    item, raw_dir, out_dir, kind, package, text_package = job
     wave, rate, channels = _decode(raw_dir / item.member)
     if rate < SAMPLE_RATE or not np.any(wave):
         return None  # narrowband or silent: not what a 16 kHz corpus should hold
@@ -335,7 +337,7 @@ def _convert(job) -> dict | None:
             "speaker": item.speaker, "language": item.language, "text": item.text,
             "duration_s": round(len(wave) / SAMPLE_RATE, 4), "source_rate": rate,
             "source_channels": channels, "source_package": package.pin, "source_file": item.member,
-            "licence": package.licence}
+            "licence": package.licence, "text_package": text_package.pin if text_package and item.text else ""}
 
 
 def prepare(corpus: dict, name: str, workers: int = 1) -> Path:
@@ -355,7 +357,8 @@ def prepare(corpus: dict, name: str, workers: int = 1) -> Path:
         unpacked = time.perf_counter()
         audio_deb = coll.debs[0]
         items = coll.items(raw)
-        jobs = [(item, raw, tmp, coll.kind, audio_deb) for item in _chosen(coll, items, raw)]
+        text_deb = coll.debs[1] if len(coll.debs) > 1 else None  # transcripts from another package
+        jobs = [(item, raw, tmp, coll.kind, audio_deb, text_deb) for item in _chosen(coll, items, raw)]
         rows = [row for row in map_jobs(_convert, jobs, workers) if row is not None]
         if not rows:
             raise KdsdError(f"{debs[0]}: no usable {coll.kind} recordings found in {audio_deb.pin}")
