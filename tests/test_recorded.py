@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import soundfile as sf
 
 from kdsd.audio import read_audio
 from kdsd.corpus import recorded, recorded_collections as rc, sources
-from kdsd.corpus.debian import DebPackage, extract, fetch
+from kdsd.corpus.debian import DebPackage, check_available, extract, fetch
 from kdsd.corpus.manifest import COLUMNS, read_manifest
 from kdsd.corpus.mixing import measured_snr
 from kdsd.errors import KdsdError
@@ -181,6 +182,15 @@ def test_a_package_nowhere_to_be_had_stops_before_any_job_naming_it_and_the_conf
     # the test set switched off, nothing is needed
     sources.check({**corpus, "recorded": {**corpus["recorded"], "test_set": False}})
     assert "test_recorded" not in sources.splits(recorded_config(tmp_path, test_set=False))
+
+
+def test_a_version_apt_does_not_know_is_refused_naming_it(tmp_path):
+    if shutil.which("apt-cache") is None:
+        pytest.skip("apt-cache not installed: the lookup of versions cannot run here")
+    unknown = DebPackage("flare-game", "0.0-0", "1" * 64, 1, "CC-BY-SA-3.0+")
+    with pytest.raises(KdsdError, match=r"^Debian package flare-game=0.0-0: not in .*debs, and apt-cache does "
+                                        r"not know version 0.0-0 .*set config corpus.recorded.deb_dir"):
+        check_available([unknown], tmp_path / "cache", None)
 
 
 # --- conversion into the cache --------------------------------------------------------------------

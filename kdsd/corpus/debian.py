@@ -80,14 +80,17 @@ def local_deb(package: DebPackage, cache_dir: Path, deb_dir: str | None) -> Path
     return next((path for path in candidates if path.is_file()), None)
 
 
-def apt_problem(package: DebPackage) -> str | None:
-    """Why ``apt-get download`` cannot give this exact version here (None when it can)."""
+def apt_problems(packages: list[DebPackage]) -> dict[str, str]:
+    """Why ``apt-get download`` cannot give these exact versions here, by package name (one
+    ``apt-cache show`` for all of them: this runs whenever the DAG is parsed before a fetch)."""
+    if not packages:
+        return {}
     if shutil.which("apt-get") is None or shutil.which("apt-cache") is None:
-        return "apt-get is not installed"
-    shown = subprocess.run(["apt-cache", "show", package.pin], capture_output=True, text=True)
-    if shown.returncode != 0 or f"SHA256: {package.sha256}" not in shown.stdout:
-        return f"apt-cache does not know version {package.version} (run apt-get update, or another release)"
-    return None
+        return {p.name: "apt-get is not installed" for p in packages}
+    shown = subprocess.run(["apt-cache", "show", *(p.pin for p in packages)], capture_output=True, text=True)
+    return {p.name: f"apt-cache does not know version {p.version} (run apt-get update, or another release)"
+            for p in packages if f"SHA256: {p.sha256}" not in shown.stdout}
+
 
 
 def missing_error(package: DebPackage, cache_dir: Path, deb_dir: str | None, problem: str) -> KdsdError:
@@ -96,12 +99,13 @@ def missing_error(package: DebPackage, cache_dir: Path, deb_dir: str | None, pro
                      f"{package.filename} by hand and set config {DEB_DIR_KEY} to its folder")
 
 
-def check_available(package: DebPackage, cache_dir: Path, deb_dir: str | None) -> None:
-    """Refuse, in one line, a package that is neither on disk nor obtainable with apt-get."""
-    if local_deb(package, cache_dir, deb_dir) is None:
-        problem = apt_problem(package)
-        if problem:
-            raise missing_error(package, cache_dir, deb_dir, problem)
+def check_available(packages: list[DebPackage], cache_dir: Path, deb_dir: str | None) -> None:
+    """Refuse, in one line, the first package that is neither on disk nor obtainable with apt-get."""
+    absent = [p for p in packages if local_deb(p, cache_dir, deb_dir) is None]
+    problems = apt_problems(absent)
+    for package in absent:
+        if package.name in problems:
+            raise missing_error(package, cache_dir, deb_dir, problems[package.name])
 
 
 def fetch(package: DebPackage, cache_dir: Path, deb_dir: str | None = None) -> Path:
@@ -109,7 +113,7 @@ def fetch(package: DebPackage, cache_dir: Path, deb_dir: str | None = None) -> P
     found = local_deb(package, cache_dir, deb_dir)
     if found is not None:
         return verify(found, package)
-    check_available(package, cache_dir, deb_dir)
+    check_available([package], cache_dir, deb_dir)
     target = cached_deb(package, cache_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".apt.", dir=target.parent) as tmp:

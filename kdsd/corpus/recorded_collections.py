@@ -21,7 +21,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +102,6 @@ class Collection:
     items: Callable[[Path], list[Item]]
     min_duration_s: float
     max_per_speaker: int | None = None
-    notes: str = field(default="", compare=False)
 
     @property
     def debs(self) -> list[DebPackage]:
@@ -164,9 +163,9 @@ def _fillets(language: str) -> Collection:
                                   f"fillets-{language}:{FILLETS_SPEAKERS[match.group(1)]}", language))
         return found
 
+    # No transcripts: the dialogue text ships in fillets-ng-data (70 MB), not fetched for it.
     return Collection(f"fillets-{language}", "speech", (f"fillets-ng-data-{language}",),
-                      lambda name: bool(pattern.match(name)), items, 3.0, MAX_TEST_PER_SPEAKER,
-                      notes="no transcripts: the dialogue text ships in fillets-ng-data (70 MB)")
+                      lambda name: bool(pattern.match(name)), items, 3.0, MAX_TEST_PER_SPEAKER)
 
 
 # --- Tux Paint stamps: spoken descriptions, one volunteer per language, home microphones -----
@@ -279,10 +278,8 @@ def check_collections(corpus: dict, names) -> None:
     """Before any job: every collection is converted already, or each of its packages is on disk
     or obtainable with apt-get (a one-line error naming the package and the config key)."""
     recorded = settings(corpus)
-    for name in names:
-        if read_inventory(corpus, name) is None:
-            for deb in collection(name).debs:
-                check_available(deb, Path(recorded["cache_dir"]), recorded["deb_dir"])
+    needed = [deb for name in names if read_inventory(corpus, name) is None for deb in collection(name).debs]
+    check_available(needed, Path(recorded["cache_dir"]), recorded["deb_dir"])
 
 
 # --- conversion ---------------------------------------------------------------------------------
