@@ -91,15 +91,17 @@ FILLETS = "usr/share/games/fillets-ng/sound/"
 
 
 def asterisk_debs(deb_dir: Path, monkeypatch) -> dict:
-    """Prompts in the asterisk-core-sounds-en(-g722) layout: two spoken ones of 3.5 and 4 s, one
-    too short, one tone whose transcript is in brackets."""
+    """Prompts in the asterisk-core-sounds-en(-g722) layout: two spoken ones of 3.5 and 3.8 s, one
+    too short, one too long (test utterances are 3 to 4 s), one tone whose transcript is in brackets."""
     prompts = {"agent-pass": tone(3.5, G722_RATE, 300), "digits/1": tone(1.0, G722_RATE),
-               "beep": tone(3.5, G722_RATE, 1000), "followme/call-from": tone(4.0, G722_RATE, 500)}
+               "beep": tone(3.5, G722_RATE, 1000), "followme/call-from": tone(3.8, G722_RATE, 500),
+               "agent-user": tone(4.5, G722_RATE, 400)}
     audio = make_deb(deb_dir / rc.PACKAGES["asterisk-core-sounds-en-g722"].filename,
                      {f"{ASTERISK}{key}.g722": g722(w) for key, w in prompts.items()})
     text = gzip.compress("; Core Asterisk Sounds in English\n\nagent-pass: Please enter your password.\n"
                          "digits/1: One.\nbeep: [this is a simple beep tone]\n"
-                         "followme/call-from: Incoming call from\n".encode())
+                         "followme/call-from: Incoming call from\n"
+                         "agent-user: Agent login. Please enter your agent number.\n".encode())
     words = make_deb(deb_dir / rc.PACKAGES["asterisk-core-sounds-en"].filename, {ASTERISK_TEXT: text})
     pin_deb(monkeypatch, "asterisk-core-sounds-en-g722", audio)
     pin_deb(monkeypatch, "asterisk-core-sounds-en", words)
@@ -200,14 +202,15 @@ def test_prepare_converts_the_prompts_once_with_their_transcripts(tmp_path, monk
     corpus = recorded_config(tmp_path)
     path = rc.prepare(corpus, "asterisk-en")
     inventory = pd.read_csv(path, keep_default_na=False).set_index("item_id")
-    # too short (digits/1, 1 s) and a tone with a bracketed transcript (beep) are left out
+    # too short (digits/1, 1 s), too long (agent-user, 4.5 s) and a tone with a bracketed
+    # transcript (beep) are left out
     assert sorted(inventory.index) == ["en_agent-pass", "en_followme_call-from"]
     row = inventory.loc["en_agent-pass"]
     assert (row.speaker, row.language, row.text, row.licence) == \
         ("asterisk:Allison", "en", "Please enter your password.", "CC-BY-SA-3.0")
     assert row.source_package == "asterisk-core-sounds-en-g722=1.6.1-1"
     assert row.text_package == "asterisk-core-sounds-en=1.6.1-1"
-    assert row.source_file == f"{ASTERISK}agent-pass.g722"
+    assert row.source_file == f"{ASTERISK}agent-pass.g722" and row.selection == "3-4 s, 40 per speaker"
     wave = read_audio(path.parent / row.path)  # 16 kHz mono float32
     assert abs(len(wave) - 3.5 * G722_RATE) <= 1
     original = prompts["agent-pass"]
@@ -304,7 +307,7 @@ def test_the_real_packages_give_test_recorded_its_counts_and_disjoint_splits():
               for split, names in (("test", recorded.TEST_COLLECTIONS), ("training", recorded.TRAINING_COLLECTIONS))}
     noise = {split: pd.concat([tables[n] for n in names if rc.COLLECTIONS[n].kind == "noise"])
              for split, names in (("test", recorded.TEST_COLLECTIONS), ("training", recorded.TRAINING_COLLECTIONS))}
-    test_speakers = speech["test"].groupby("speaker")["duration_s"].agg(lambda d: (d >= 3.0).sum())
+    test_speakers = speech["test"].groupby("speaker")["duration_s"].agg(lambda d: d.between(3.0, 4.0).sum())
     assert len(test_speakers) >= 8 and (test_speakers >= 6).all()  # 48 utterances of >= 3 s, evenly
     assert "en" in set(speech["test"]["language"])
     assert (speech["test"].loc[speech["test"]["language"] == "en", "text"] != "").all()

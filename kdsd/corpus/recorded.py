@@ -24,7 +24,8 @@ train          Tux Paint descriptions: bg, el, es, fr, ro, ru     megaglest-data
 valid          Tux Paint: be (1)                                  the training noises
 =============  =================================================  ============================
 
-Utterances are drawn round-robin over the speakers (each speaker's files in an order shuffled by
+Test utterances last 3 to 4 s (scoring every model on them is what test_recorded costs), training
+and valid ones 1.5 s or more. Utterances are drawn round-robin over the speakers (each speaker's files in an order shuffled by
 ``corpus.seed``), so every speaker is represented evenly. Utterance ``i`` of a split draws its
 noise recording, SNR and segment from its own generator seeded by (seed, split, i); a segment
 far quieter than its recording (an owl's silence between calls) is redrawn. Speech is DC-free
