@@ -27,6 +27,12 @@ def cmd_build_corpus(args) -> None:
     build_split(json.loads(args.config_json), args.split, args.out, workers=args.threads)
 
 
+def cmd_fetch_recorded(args) -> None:
+    from kdsd.corpus.recorded_collections import prepare
+
+    prepare(json.loads(args.config_json), args.collection, workers=args.threads)
+
+
 def cmd_bench_synthesis(args) -> None:
     from kdsd.corpus.bench import bench_synthesis
 
@@ -247,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-json", required=True, help="the resolved `corpus` config section")
     p.add_argument("--split", required=True)
     p.add_argument("--out", required=True, help="split folder (manifest.csv and audio go here)")
+
+    p = add("fetch-recorded", cmd_fetch_recorded,
+            "fetch, verify and convert one recorded collection into corpus.recorded.cache_dir (once)")
+    p.add_argument("--config-json", required=True, help="the resolved `corpus` config section")
+    p.add_argument("--collection", required=True, help="a name of kdsd.corpus.recorded_collections.COLLECTIONS")
 
     p = add("bench-synthesis", cmd_bench_synthesis,
             "print audio seconds synthesized per wall second per worker count")

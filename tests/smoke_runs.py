@@ -6,17 +6,55 @@ determinism, SLURM and kill-and-resume tests compare their own runs against it.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
+
+from kdsd.corpus import recorded, recorded_collections
+from kdsd.corpus.synthetic import TEST_SPLITS
+from kdsd.errors import KdsdError
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "workflow" / "presets" / "smoke.yaml"
 DAG_TIMEOUT_S = 2400
+
+
+# Every DAG run of the tests shares one cache of the recorded packages (fetched once per machine;
+# KDSD_RECORDED_CACHE moves it). Where they cannot be had, test_recorded is switched off and the
+# tests of it skip with the reason.
+RECORDED_CACHE = Path(os.environ.get("KDSD_RECORDED_CACHE", REPO / "data" / "recorded"))
+
+
+@functools.lru_cache(maxsize=None)
+def recorded_setup() -> tuple[Path, str | None]:
+    """(config file giving every run the shared cache or test_recorded off, why it is off)."""
+    try:
+        recorded_collections.check_collections({"recorded": {"cache_dir": str(RECORDED_CACHE)}},
+                                               recorded.TEST_COLLECTIONS)
+        keys, reason = {"cache_dir": str(RECORDED_CACHE)}, None
+    except KdsdError as exc:
+        keys, reason = {"test_set": False}, f"recorded packages unavailable, test_recorded off: {exc}"
+    path = Path(tempfile.mkdtemp(prefix="kdsd_recorded_")) / "recorded.yaml"
+    path.write_text(yaml.safe_dump({"corpus": {"recorded": keys}}))
+    return path, reason
+
+
+def recorded_test_sets() -> list[str]:
+    """["test_recorded"] where the smoke runs have it, else []."""
+    return [] if recorded_setup()[1] else ["test_recorded"]
+
+
+def smoke_test_sets() -> list[str]:
+    """The smoke preset's test sets: the synthetic ones, then test_recorded where it is on."""
+    return [*TEST_SPLITS, *recorded_test_sets()]
 
 
 def venv_env(**extra: str) -> dict:
@@ -28,7 +66,8 @@ def venv_env(**extra: str) -> dict:
 def snakemake_command(workdir: Path, *extra: str, configfiles: tuple = ()) -> list[str]:
     """`snakemake` on the smoke preset (over config.yaml, then ``configfiles``) in ``workdir``."""
     return ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-            "--configfile", str(REPO / "config.yaml"), str(SMOKE), *map(str, configfiles), *extra]
+            "--configfile", str(REPO / "config.yaml"), str(SMOKE), str(recorded_setup()[0]),
+            *map(str, configfiles), *extra]
 
 
 def snakemake(workdir: Path, *extra: str, configfiles: tuple = (), env: dict | None = None,
@@ -77,6 +116,7 @@ def slurm_snakemake(workdir: Path, *extra: str, env: dict | None = None,
     """`snakemake --profile profiles/slurm` on the smoke preset; SLURM logs under ``workdir``."""
     command = ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
                "--profile", str(PROFILE_SLURM), "--configfile", str(REPO / "config.yaml"), str(SMOKE),
+               str(recorded_setup()[0]),
                "--slurm-init-seconds-before-status-checks", SLURM_FIRST_POLL_S,
                "--slurm-logdir", str(workdir / "slurm-logs"), *extra]
     return subprocess.run(command, capture_output=True, text=True, env=env or venv_env(),

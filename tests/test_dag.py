@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from smoke_runs import SMOKE, planned_jobs, snakemake
-from kdsd.corpus.synthetic import TEST_SPLITS
+from smoke_runs import SMOKE, planned_jobs, recorded_setup, smoke_test_sets, snakemake
+from kdsd.corpus.recorded import EXTRA_COLUMNS
 
 pytestmark = pytest.mark.dag
 
@@ -23,7 +23,7 @@ def test_summary_table_has_one_finite_row_per_method_scenario_test_set(smoke_run
     table = pd.read_csv(results / "tables" / "summary.csv")
     students = table[table.kind == "student"]
     expected = {(m, s, t) for m in smoke["students"]["methods"] for s in smoke["students"]["scenarios"]
-                for t in TEST_SPLITS}
+                for t in smoke_test_sets()}
     assert set(zip(students.method, students.scenario, students.test_set)) == expected
     assert len(students) == len(expected)
     assert (students.n_seeds == len(smoke["students"]["seeds"])).all()
@@ -98,7 +98,7 @@ def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
     assert set(comparisons.family) == {"exploratory"} and set(cells.reading) == {"descriptive only"}
     budgets = pd.read_csv(results / "tables" / "budgets.csv").set_index("method")
     assert (budgets.n_seeds == 2).all() and budgets.loc["none", "kd_epochs"] == 0 < budgets.loc["cosine", "kd_epochs"]
-    for test_set in TEST_SPLITS:
+    for test_set in smoke_test_sets():
         examples = results / "examples" / test_set
         assert (examples / "spectrograms.png").stat().st_size > 10_000
         roles = {p.stem.rsplit("_", 1)[-1] for p in examples.glob("*.wav")}
@@ -111,17 +111,34 @@ def test_outputs_logs_benchmarks_and_report_exist(smoke_run):
 def test_corpus_report_describes_every_split(smoke_run):
     results, _, _ = smoke_run
     corpus = pd.read_csv(results / "tables" / "corpus.csv")
-    assert corpus.split.tolist() == ["train", "valid", *TEST_SPLITS]
+    assert corpus.split.tolist() == ["train", "valid", *smoke_test_sets()]
     smoke = yaml.safe_load(SMOKE.read_text())["corpus"]["utterances"]
-    assert corpus.set_index("split").utterances.to_dict() == smoke
+    assert corpus.set_index("split").utterances.to_dict() == {s: smoke[s] for s in corpus.split}
     by_split = corpus.set_index("split")
     assert by_split.loc["test_snr", "snr_max"] <= -5.0 <= by_split.loc["train", "snr_min"]
     assert by_split.loc["test_reverb", "reverberant"] == 1.0 and by_split.loc["train", "reverberant"] == 0.0
     for plot in ("corpus_snr.png", "corpus_families.png", "corpus_spectrograms.png"):
         assert (results / "plots" / plot).stat().st_size > 5_000, plot
     index = pd.read_csv(results / "examples" / "corpus" / "index.csv")
-    assert set(index.split) == set(TEST_SPLITS)
+    assert set(index.split) == set(smoke_test_sets())
     assert "corpus_spectrograms.png" in (results / "report.html").read_text(errors="ignore")
+
+
+def test_test_recorded_is_built_from_the_packages_and_scored_for_every_model(smoke_run):
+    reason = recorded_setup()[1]
+    if reason:
+        pytest.skip(reason)
+    results, _, _ = smoke_run
+    manifest = pd.read_csv(results / "corpus" / "synthetic" / "test_recorded" / "manifest.csv")
+    smoke = yaml.safe_load(SMOKE.read_text())["corpus"]["utterances"]["test_recorded"]
+    assert len(manifest) == smoke and set(manifest.engine) == {"recorded"} and set(EXTRA_COLUMNS) <= set(manifest)
+    assert manifest.speaker.nunique() == smoke and "en" in set(manifest.language)  # round-robin, English first
+    for model in ("input", "teacher", "students/width_1_4/cosine/seed1", "references/rnnoise"):
+        scores = pd.read_csv(results / "scores" / model / "test_recorded.csv")
+        assert len(scores) == smoke and np.isfinite(scores.si_sdr).all(), model
+    credits = pd.read_csv(results / "tables" / "corpus_sources.csv").set_index("package")
+    assert credits.loc["flare-game", "noise_recordings"] >= 1 and credits.utterances.sum() >= smoke
+    assert "Recorded sources" in (results / "tables" / "corpus.md").read_text()
 
 
 def test_cost_table_counts_deployed_students_only(smoke_run):

@@ -12,7 +12,7 @@ import yaml
 from kdsd.audio import read_audio, resample
 from kdsd.corpus.noise import make_noise
 from kdsd.corpus.synthetic import build_split
-from smoke_runs import REPO, snakemake
+from smoke_runs import REPO, recorded_test_sets, snakemake
 
 pytestmark = pytest.mark.dag
 # One student and one cheap reference keep these runs short; the full grid is test_dag.py's job.
@@ -86,7 +86,7 @@ def _assert_scored(results: Path, source: str, test_sets: list[str], method: str
 def test_voicebank_layout_runs_through_the_dag(tmp_path, tts_pairs):
     root = _voicebank(tmp_path / "VoiceBank-DEMAND", tts_pairs)
     results = _run(tmp_path / "run", {"source": "voicebank", "voicebank": {"root": str(root)}})
-    _assert_scored(results, "voicebank", ["test_voicebank"])
+    _assert_scored(results, "voicebank", ["test_voicebank", *recorded_test_sets()])
     valid = pd.read_csv(results / "corpus" / "voicebank" / "valid" / "manifest.csv")
     assert set(valid.speaker) == {"p226", "p287"}
 
@@ -97,7 +97,7 @@ def test_folder_mixer_runs_through_the_dag(tmp_path, tts_pairs):
     method_file = REPO / "examples" / "attention_transfer.py"
     results = _run(tmp_path / "run", {"source": "folders", "folders": folders},
                    students={"method_files": [str(method_file)], "methods": ["attention"]})
-    _assert_scored(results, "folders", ["test_matched"], method="attention")
+    _assert_scored(results, "folders", ["test_matched", *recorded_test_sets()], method="attention")
     model = torch.load(results / "models" / "students" / "width_1_4" / "attention" / "seed1" / "model.pt",
                        weights_only=True)
     assert model["base_method"] == "attention" and model["selected_epoch"] >= 1

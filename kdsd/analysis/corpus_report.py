@@ -1,5 +1,6 @@
-"""The corpus at a glance: per-split statistics, SNR and noise-family plots, and for each test
-split a spectrogram example (clean / noise / mixture) plus a few WAVs to listen to."""
+"""The corpus at a glance: per-split statistics, SNR and noise-family plots, for each test split a
+spectrogram example (clean / noise / mixture) plus a few WAVs to listen to, and the credits of
+the recorded sources (Debian package, version, licence, what each gave)."""
 from __future__ import annotations
 
 import os
@@ -26,6 +27,7 @@ from kdsd.errors import KdsdError  # noqa: E402
 STATS_COLUMNS = ("split", "utterances", "hours", "speakers", "engines", "noise_families",
                  "snr_min", "snr_median", "snr_max", "reverberant")
 INDEX_COLUMNS = ("split", "utt_id", "kind", "path", "noise_family", "snr_db")
+SOURCE_COLUMNS = ("package", "version", "licence", "utterances", "noise_recordings", "splits")
 NO_FAMILY = "none"
 
 
@@ -76,6 +78,43 @@ def family_counts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     parts = [t.groupby("noise_family").size().rename("utterances").reset_index().assign(split=s)
              for s, t in tables.items()]
     return pd.concat(parts, ignore_index=True)[["split", "noise_family", "utterances"]]
+
+
+def _package_rows(tables: Mapping[str, pd.DataFrame], package: str, licence: str, file: str, kind: str):
+    """Long format: one row per (split, utterance) with its ``name=version`` package."""
+    parts = [t[[package, licence, file]].set_axis(["pin", "licence", "file"], axis=1).assign(split=s, kind=kind)
+             for s, t in tables.items() if package in t.columns]
+    return [p[p["pin"].astype(str).str.contains("=")] for p in parts]
+
+
+def source_credits(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per Debian package that gave audio (recorded corpus manifests): version, licence,
+    utterances it gave over all splits and distinct noise recordings; see :data:`SOURCE_COLUMNS`."""
+    parts = (_package_rows(tables, "source_package", "licence", "source_file", "speech")
+             + _package_rows(tables, "text_package", "licence", "source_file", "speech")
+             + _package_rows(tables, "noise_package", "noise_licence", "noise_file", "noise"))
+    if not parts:
+        return pd.DataFrame(columns=list(SOURCE_COLUMNS))
+    rows = []
+    for (pin, licence), used in pd.concat(parts, ignore_index=True).groupby(["pin", "licence"]):
+        name, version = pin.split("=", 1)
+        speech, noise = used[used["kind"] == "speech"], used[used["kind"] == "noise"]
+        rows.append({"package": name, "version": version, "licence": licence, "utterances": len(speech),
+                     "noise_recordings": noise["file"].nunique(),
+                     "splits": ",".join(dict.fromkeys(used["split"]))})
+    return pd.DataFrame(rows, columns=list(SOURCE_COLUMNS))
+
+
+def markdown_credits(credits: pd.DataFrame) -> str:
+    """The recorded sources as a Markdown section ('' when no split used any)."""
+    if credits.empty:
+        return ""
+    lines = ["", "Recorded sources (Debian packages; utterances and noise recordings used, all splits):", "",
+             "| Package | Version | Licence | Utterances | Noise recordings | Splits |",
+             "| --- | --- | --- | ---: | ---: | --- |"]
+    lines += [f"| {r.package} | {r.version} | {r.licence} | {r.utterances} | {r.noise_recordings} | {r.splits} |"
+              for r in credits.itertuples()]
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(value, digits: int) -> str:
@@ -197,9 +236,11 @@ def write_corpus_report(manifests: Mapping[str, str | Path], out_dir: str | os.P
     """Tables, plots and audio examples of the corpus under ``out_dir``; returns what was written
     (the WAVs under keys ``example:<split>/<file name>``)."""
     out_dir, tables = Path(out_dir), load_manifests(manifests)
-    stats, families = _stats(tables), family_counts(tables)
+    stats, families, credits = _stats(tables), family_counts(tables), source_credits(tables)
     written = {"corpus_csv": write_csv(stats, out_dir / "tables" / "corpus.csv"),
-               "corpus_md": write_text(out_dir / "tables" / "corpus.md", markdown_stats(stats)),
+               "corpus_md": write_text(out_dir / "tables" / "corpus.md",
+                                       markdown_stats(stats) + markdown_credits(credits)),
+               "sources_csv": write_csv(credits, out_dir / "tables" / "corpus_sources.csv"),
                "families_csv": write_csv(families, out_dir / "tables" / "corpus_families.csv"),
                "snr_png": plot_snr(tables, out_dir / "plots" / "corpus_snr.png"),
                "families_png": plot_families(families, out_dir / "plots" / "corpus_families.png"),

@@ -39,7 +39,7 @@ from kdsd import SAMPLE_RATE
 from kdsd.audio import write_audio
 from kdsd.corpus.manifest import write_manifest
 from kdsd.corpus.build import audio_files, map_jobs, read_16k, staged_dir
-from kdsd.corpus.mixing import mix_at_snr, normalise_speech
+from kdsd.corpus.mixing import mix_at_snr, noise_segment, normalise_speech
 from kdsd.errors import KdsdError
 
 SPLITS = ("train", "valid", "test_matched", "test_noise")
@@ -164,13 +164,7 @@ def _noise_16k(path: Path) -> np.ndarray:
 
 def _noise_segment(path: Path, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """``n`` samples of noise starting at a random offset, looping the file when it is shorter."""
-    noise = _noise_16k(path)
-    if len(noise) >= n:
-        offset = int(rng.integers(len(noise) - n + 1))
-        segment = noise[offset:offset + n]
-    else:
-        offset = int(rng.integers(len(noise)))
-        segment = np.resize(np.roll(noise, -offset), n)
+    segment, offset = noise_segment(_noise_16k(path), n, rng)
     if not np.any(segment):
         raise KdsdError(f"{path}: silent noise segment at sample {offset} (16 kHz); trim digital silence")
     return segment, offset

@@ -31,9 +31,11 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def write_manifest(rows: list[dict], path: str | Path) -> Path:
+def write_manifest(rows: list[dict], path: str | Path, extra: tuple[str, ...] = ()) -> Path:
+    """The standard columns, then ``extra`` ones a source adds (e.g. the recorded corpus's
+    language and source package); any other key of the rows is left out."""
     table = pd.DataFrame(rows)
-    missing = [c for c in COLUMNS if c not in table.columns]
+    missing = [c for c in (*COLUMNS, *extra) if c not in table.columns]
     if missing:
         raise ValueError(f"manifest rows lack columns {missing}")
-    return write_csv(table[list(COLUMNS)], path)
+    return write_csv(table[[*COLUMNS, *extra]], path)

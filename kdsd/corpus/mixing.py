@@ -27,6 +27,16 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> tuple[np
     return (speech * scale).astype(np.float32), (noisy * scale).astype(np.float32)
 
 
+def noise_segment(noise: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """(``n`` samples of ``noise`` from a random offset, that offset); a recording shorter than
+    ``n`` is looped from the offset."""
+    if len(noise) >= n:
+        offset = int(rng.integers(len(noise) - n + 1))
+        return noise[offset:offset + n], offset
+    offset = int(rng.integers(len(noise)))
+    return np.resize(np.roll(noise, -offset), n), offset
+
+
 def measured_snr(clean: np.ndarray, noisy: np.ndarray) -> float:
     """10·log10(Σclean² / Σ(noisy − clean)²) in dB, 2 decimals (inf when noisy == clean)."""
     noise_energy = float(np.sum((noisy.astype(np.float64) - clean) ** 2))

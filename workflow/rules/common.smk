@@ -3,7 +3,7 @@ import json
 import shlex
 
 from kdsd.cluster import capped_threads, is_slurm, local_cores_claimed, threads_of_claim
-from kdsd.corpus import sources
+from kdsd.corpus import recorded, recorded_collections, sources
 from kdsd.metrics import METRIC_INFO, METRIC_TIERS, METRICS
 from kdsd.train.jobs import check_students, run_scenarios, student_job_config
 
@@ -71,6 +71,7 @@ wildcard_constraints:
     seed=r"\d+",
     model=r"teacher|teachers/seed\d+|students/[A-Za-z0-9_]+/[a-z0-9_]+/seed\d+",
     reference="[a-z0-9_]+",
+    collection="[a-z0-9-]+",
 
 
 def json_arg(value):
@@ -115,6 +116,19 @@ def scored_models():
 
 def manifest(split):
     return f"{CORPUS}/{split}/manifest.csv"
+
+
+RECORDED = recorded_collections.settings(config["corpus"])
+RECORDED_CACHE = RECORDED["cache_dir"]
+# What fetching needs and nothing more: a change to the test set's SNR or counts must not look
+# like a reason to fetch and convert again.
+RECORDED_FETCH_ARG = json_arg({"recorded": {k: RECORDED[k] for k in ("cache_dir", "deb_dir")}})
+
+
+def recorded_inventories(split):
+    """The converted recorded collections a corpus split is built from (none for most splits)."""
+    return [str(recorded_collections.inventory_path(config["corpus"], name))
+            for name in recorded.collections_for(config["corpus"], split)]
 
 
 def _executor():

@@ -2,7 +2,31 @@
 # and describe it.
 
 
+rule fetch_recorded:
+    """One recorded collection: its pinned .deb files fetched (or taken from deb_dir), hash-checked,
+    unpacked and converted to 16 kHz into the cache outside results/, once for every run using it."""
+    output:
+        inventory=f"{RECORDED_CACHE}/{{collection}}/inventory.csv",
+    params:
+        recorded=RECORDED_FETCH_ARG,
+    log:
+        f"{RESULTS}/logs/recorded/{{collection}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/recorded/{{collection}}.tsv"
+    threads: cores_claimed(2)
+    priority: 100  # test_recorded and the recorded training splits wait on it
+    resources:
+        job_threads=job_threads,
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "kdsd fetch-recorded --config-json {params.recorded} --collection {wildcards.collection}"
+        " --threads {resources.job_threads} > {log} 2>&1"
+
+
 rule build_corpus_split:
+    input:
+        recorded=lambda w: recorded_inventories(w.split),
     output:
         manifest=f"{CORPUS}/{{split}}/manifest.csv",
     params:
@@ -30,6 +54,8 @@ rule corpus_report:
         table_csv=report(f"{RESULTS}/tables/corpus.csv", caption="../report/corpus.rst",
                          category="Corpus", labels={"table": "per split (CSV)"}),
         table_md=f"{RESULTS}/tables/corpus.md",
+        sources=report(f"{RESULTS}/tables/corpus_sources.csv", caption="../report/corpus_sources.rst",
+                       category="Corpus", labels={"table": "recorded sources and licences (CSV)"}),
         families=report(f"{RESULTS}/tables/corpus_families.csv", caption="../report/corpus.rst",
                         category="Corpus", labels={"table": "noise families per split (CSV)"}),
         snr=report(f"{RESULTS}/plots/corpus_snr.png", caption="../report/corpus_snr.rst",
