@@ -32,7 +32,7 @@ from kdsd.metrics.cost import real_time_factor
 from kdsd.models.unet import UNetDAE, count_parameters
 from kdsd.train.data import PairSet
 from kdsd.train.jobs import build_method, run_scenarios, student_args
-from kdsd.train.loop import (SharedTeacher, pick_device, prepare_device,
+from kdsd.train.loop import (SharedBatch, pick_device, prepare_device,
                              seed_everything, train_step)
 from kdsd.losses import SupervisedLoss
 
@@ -117,11 +117,11 @@ def _group_steps(methods, train_cfg, batch, segment, device, shared: bool):
     def step():
         noisy_batch, clean_batch = next(batches)
         noisy_batch, clean_batch = noisy_batch.to(device), clean_batch.to(device)
-        teacher = SharedTeacher(noisy_batch, clean_batch) if shared else None
+        in_common = SharedBatch(noisy_batch, clean_batch) if shared else None
         for method, optimiser in zip(methods, optimisers):
             method.train()
             train_step(method, optimiser, noisy_batch, clean_batch, 1.0, 1.0, train_cfg["grad_clip"],
-                       device, teacher)
+                       device, in_common)
     return step
 
 

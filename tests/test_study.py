@@ -147,10 +147,28 @@ def test_kd_sweep_trains_students_and_never_scores_a_test_set(tmp_path, env_with
     jobs = _planned_jobs(tmp_path, env_with_venv, "kd_sweep.yaml", "results/tables/kd_weights.csv")
     sweep = yaml.safe_load((REPO / "workflow" / "presets" / "kd_sweep.yaml").read_text())["students"]
     students = len(sweep["methods"]) * len(sweep["run_scenarios"]) * len(sweep["seeds"])
-    assert students == 11 * 1 * 2
+    assert students == 12 * 1 * 2
     # one side-by-side training job per seed
     assert jobs == {"build_corpus_split": 2, "train_teacher": 1, "kd_weights": 1,
                     **{f"distill_students_seed{s}": 1 for s in sweep["seeds"]}}
+
+
+def test_the_sweep_tunes_on_seeds_of_its_own_with_four_candidates_for_every_method():
+    """Tuning apart from testing: no seed of the sweep is a seed the default run tests on, and
+    every method of the primary family gets a search of the same size, its configured options among
+    the candidates."""
+    from collections import Counter
+
+    from kdsd.distill.variants import base_method
+
+    preset = yaml.safe_load((REPO / "workflow" / "presets" / "kd_sweep.yaml").read_text())
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert not set(preset["students"]["seeds"]) & set(config["students"]["seeds"])
+    kd = {**config["kd"], **preset["kd"]}
+    candidates = Counter(base_method(kd, name) for name in preset["students"]["methods"])
+    primary = [config["analysis"]["primary"]["method"], *config["analysis"]["primary"]["baselines"]]
+    assert candidates == {method: 4 for method in primary}
+    assert set(primary) <= set(preset["students"]["methods"])
 
 
 def test_ablation_preset_runs_its_variants_on_one_scenario(tmp_path, env_with_venv):

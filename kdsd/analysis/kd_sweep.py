@@ -1,13 +1,13 @@
-"""The KD-weight sweep table: which weight (and sp2step step-1 fraction) each method gets, chosen
-on `valid` only.
+"""The tuning sweep's table: which KD weight (and sp2step step-1 fraction, and learning rate for
+`none`) each method gets, chosen on `valid` only.
 
 Beside each candidate: its per-seed difference in best valid SI-SDR from the method's own
 configuration (the candidate named like the method), mean and unadjusted 95 % t interval over the
 seeds both have (:func:`kdsd.analysis.seeds.seed_test`). The choice is the highest mean; the
 interval says how far the sweep can tell candidates apart.
 
-Candidates are a method and its named variants that differ in ``kd_weight`` or
-``step1_fraction`` (``workflow/presets/kd_sweep.yaml``). Each student's score is its best valid
+Candidates are a method and its named variants that differ in ``kd_weight``, ``step1_fraction``
+or ``train.lr`` (``workflow/presets/kd_sweep.yaml``). Each student's score is its best valid
 SI-SDR (the epoch its checkpoint was chosen at), read from its ``model.pt`` history; no test set
 takes part. Per scenario and base method, the candidate with the highest mean over seeds is
 chosen.
@@ -35,10 +35,12 @@ def student_valid_scores(model_paths: Iterable[str | os.PathLike]) -> pd.DataFra
         if p.get("role") != "student" or not history:
             raise KdsdError(f"{path}: not a trained student (no role 'student' or no history)")
         options = p.get("kd_options", {})
+        lr = p.get("train_options", {}).get("lr", p.get("config", {}).get("students", {}).get("train", {}).get("lr"))
         rows.append({"scenario": p["scenario"], "base_method": p.get("base_method", p["method"]),
                      "candidate": p["method"], "seed": int(p["seed"]),
                      "kd_weight": options.get("kd_weight"), "step1_fraction": options.get("step1_fraction"),
-                     "options": json.dumps(options, sort_keys=True),
+                     "lr": lr, "options": json.dumps({**options, "train": p.get("train_options", {})},
+                                                     sort_keys=True),
                      "valid_si_sdr": max(h["valid_si_sdr"] for h in history),
                      "selected_epoch": p.get("selected_epoch", 0)})
     return pd.DataFrame(rows)
@@ -48,7 +50,7 @@ def kd_weight_table(students: pd.DataFrame) -> pd.DataFrame:
     """Per (scenario, base method, candidate): mean/std of best valid SI-SDR over seeds, and the choice."""
     keys = ["scenario", "base_method", "candidate"]
     grouped = students.groupby(keys, sort=True)
-    table = grouped[["kd_weight", "step1_fraction", "options"]].first()
+    table = grouped[["kd_weight", "step1_fraction", "lr", "options"]].first()
     table["n_seeds"] = grouped.size()
     table["valid_si_sdr_mean"] = grouped["valid_si_sdr"].mean()
     table["valid_si_sdr_std"] = grouped["valid_si_sdr"].std()
@@ -58,7 +60,7 @@ def kd_weight_table(students: pd.DataFrame) -> pd.DataFrame:
     table["chosen"] = table.index.isin(best)
     table = table.join(pd.DataFrame([_difference_from_base(students, row) for _, row in table.iterrows()],
                                     index=table.index))
-    return table.sort_values(["scenario", "base_method", "kd_weight", "step1_fraction", "candidate"],
+    return table.sort_values(["scenario", "base_method", "kd_weight", "step1_fraction", "lr", "candidate"],
                              na_position="first").reset_index(drop=True)
 
 

@@ -23,7 +23,11 @@ import torch
 from torch import nn
 
 from kdsd.errors import KdsdError
-from kdsd.train.data import SHARED_STREAM
+
+# The batch stream every method shares: epoch k of any method sees the same batches (common random
+# numbers keep paired differences small). A method's own extra phase (sp2step's KD-only step 1)
+# draws from another stream (kdsd.train.data.PairSet.batches), so its supervised epochs stay paired.
+SHARED_STREAM = 0
 
 _REGISTRY: dict[str, type["DistillationMethod"]] = {}
 # Method names are DAG wildcards and folder names.
@@ -54,11 +58,14 @@ def get_method(name: str) -> type["DistillationMethod"]:
     return _REGISTRY[name]
 
 
-def supervised_forward(student: nn.Module, sup_loss: nn.Module, noisy: torch.Tensor, clean: torch.Tensor):
+def supervised_forward(student: nn.Module, sup_loss: nn.Module, noisy: torch.Tensor, clean: torch.Tensor,
+                       spectrum=None, clean_magnitude=None):
     """``(estimate, taps, L_sup)`` of a student on a batch: one graph, the part of a step every
-    method shares (training may swap in a compiled copy, :func:`kdsd.train.loop.prepare_device`)."""
-    estimate, feats = student(noisy, return_features=True)
-    return estimate, feats, sup_loss(estimate, clean)
+    method shares (training may swap in a compiled copy, :func:`kdsd.train.loop.prepare_device`).
+    ``spectrum`` and ``clean_magnitude``: the batch's input spectrum and loss target, when the
+    caller computed them once for several students."""
+    estimate, feats = student(noisy, return_features=True, spectrum=spectrum)
+    return estimate, feats, sup_loss(estimate, clean, clean_magnitude)
 
 
 class DistillationMethod(nn.Module):
@@ -92,17 +99,19 @@ class DistillationMethod(nn.Module):
             self.teacher.eval()
         return self
 
-    def forward(self, noisy: torch.Tensor, clean: torch.Tensor, kd: bool = True, teacher=None):
+    def forward(self, noisy: torch.Tensor, clean: torch.Tensor, kd: bool = True, shared=None):
         """``kd=False`` (an epoch whose KD weight is zero): no teacher forward, ``L_kd = 0``.
-        ``teacher(method, wave)``, when given, returns the teacher's ``(output, taps)`` in place of
-        :meth:`teacher_forward` (students trained side by side share one forward per batch)."""
-        estimate, student_feats, sup = self.supervised(self.student, self.sup_loss, noisy, clean)
+        ``shared`` (:class:`kdsd.train.loop.SharedBatch`), when given, holds what students trained
+        side by side on one batch compute once: the teacher's ``(output, taps)`` (in place of
+        :meth:`teacher_forward`), the input spectrum and the loss target."""
+        spectrum, target = (shared.spectrum(self.student), shared.target(self.sup_loss)) if shared else (None, None)
+        estimate, student_feats, sup = self.supervised(self.student, self.sup_loss, noisy, clean, spectrum, target)
         losses = {"sup": sup}
         if self.teacher is None or not kd:
             losses["kd"] = estimate.new_zeros(())
         else:
             wave = self.teacher_input(noisy, clean)
-            teacher_out, teacher_feats = teacher(self, wave) if teacher else self.teacher_forward(wave)
+            teacher_out, teacher_feats = shared.teacher(self, wave) if shared else self.teacher_forward(wave)
             losses["kd"] = self.kd_loss(student_feats, teacher_feats, estimate, teacher_out)
         return estimate, losses
 
@@ -135,7 +144,7 @@ class DistillationMethod(nn.Module):
     def data_epoch(self, epoch: int, epochs: int) -> tuple[int, int]:
         """``(stream, epoch)`` of the batches a 0-based epoch trains on. Every method's epoch k on
         the shared stream sees the same batches (students of one seed stay paired); an extra phase
-        of a method's own draws from a stream of its own (:data:`kdsd.train.data.SHARED_STREAM`)."""
+        of a method's own draws from a stream of its own (:data:`SHARED_STREAM` is the shared one)."""
         return SHARED_STREAM, epoch
 
     def adapter_modules(self) -> dict[str, nn.Module]:

@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from kdsd.distill.adapters import check_same_frames, full_precision, pair_taps
-from kdsd.distill.base import DistillationMethod, register
+from kdsd.distill.base import SHARED_STREAM, DistillationMethod, register
 from kdsd.errors import KdsdError
-from kdsd.train.data import SHARED_STREAM
 
 STEP2_BUDGETS = ("remainder", "all")
 STEP1_STREAM = 1  # the batches of the KD-only step, apart from the shared stream

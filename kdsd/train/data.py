@@ -8,11 +8,7 @@ import torch
 
 from kdsd.audio import read_pair
 from kdsd.corpus.manifest import read_manifest
-
-# Stream 0 is the batch order every method shares: epoch k of any method sees the same batches
-# (common random numbers keep paired differences small). A method's own extra phase (sp2step's
-# KD-only step 1) draws from another stream, so that its supervised epochs stay paired.
-SHARED_STREAM = 0
+from kdsd.distill.base import SHARED_STREAM
 
 
 class PairSet:
