@@ -17,6 +17,8 @@ Figures, not assertions: speed targets belong here, not in timed tests.
 """
 from __future__ import annotations
 
+import contextlib
+import re
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +27,8 @@ import numpy as np
 import torch
 import yaml
 from snakemake.utils import update_config, validate
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 from kdsd.distill import get_method
 from kdsd.errors import KdsdError
@@ -32,7 +36,7 @@ from kdsd.metrics.cost import real_time_factor
 from kdsd.models.unet import UNetDAE, count_parameters
 from kdsd.train.data import PairSet
 from kdsd.train.jobs import build_method, run_scenarios, student_args
-from kdsd.train.loop import (SharedBatch, pick_device, prepare_device,
+from kdsd.train.loop import (STAGES, SharedBatch, pick_device, prepare_device,
                              seed_everything, train_step)
 from kdsd.losses import SupervisedLoss
 
@@ -64,8 +68,10 @@ def smallest_student(config: dict) -> tuple[str, dict]:
     return name, sizes[name]
 
 
-def bench(preset: str = "default", method: str = "cosine", steps: int = 3) -> list[dict]:
-    """Measure teacher and smallest student of ``preset``; print a table; return its rows."""
+def bench(preset: str = "default", method: str = "cosine", steps: int = 3, profile: bool = False) -> list[dict]:
+    """Measure teacher and smallest student of ``preset``, each scenario's efficiency against the
+    machine's single-core peak and one seed's group side by side; print tables; return the rows.
+    ``profile``: also where one seed's group step spends its time, by stage and operator family."""
     config = preset_config(preset)
     device = pick_device()
     loss = SupervisedLoss(**config["loss"])
@@ -80,13 +86,16 @@ def bench(preset: str = "default", method: str = "cosine", steps: int = 3) -> li
     _print_table(rows, preset, device)
     side = side_by_side(config, teacher, device, steps)
     _print_side_by_side(side)
-    return rows + [side]
+    efficiency = scenario_efficiency(config, teacher, device, steps)
+    _print_efficiency(efficiency)
+    if profile:
+        print_profile(*group_profile(config, teacher, device, steps))
+    return rows + [side] + efficiency
 
 
-def side_by_side(config: dict, teacher, device: torch.device, steps: int) -> dict:
-    """One seed's students (every method × run scenario) stepped alone and together."""
+def _seed_group(config: dict, teacher, device: torch.device) -> list:
+    """One seed's students: every method × run scenario, set up as the training job does."""
     train_cfg = config["students"]["train"]
-    batch, segment = train_cfg["batch_size"], int(train_cfg["segment_s"] * SAMPLE_RATE)
     methods = []
     for scenario in run_scenarios(config["students"]):
         for name in config["students"]["methods"]:
@@ -94,6 +103,14 @@ def side_by_side(config: dict, teacher, device: torch.device, steps: int) -> dic
             method, _ = build_method(config, teacher, name, scenario)
             prepare_device(method, device, train_cfg.get("compile", False))
             methods.append(method)
+    return methods
+
+
+def side_by_side(config: dict, teacher, device: torch.device, steps: int) -> dict:
+    """One seed's students (every method × run scenario) stepped alone and together."""
+    train_cfg = config["students"]["train"]
+    batch, segment = train_cfg["batch_size"], int(train_cfg["segment_s"] * SAMPLE_RATE)
+    methods = _seed_group(config, teacher, device)
     seconds = _seconds_per_step({"alone": _group_steps(methods, train_cfg, batch, segment, device, False),
                                  "together": _group_steps(methods, train_cfg, batch, segment, device, True)},
                                 steps, device)
@@ -123,6 +140,141 @@ def _group_steps(methods, train_cfg, batch, segment, device, shared: bool):
             train_step(method, optimiser, noisy_batch, clean_batch, 1.0, 1.0, train_cfg["grad_clip"],
                        device, in_common)
     return step
+
+
+def peak_macs_per_second(size: int = 1024, repeats: int = 5) -> float:
+    """This machine's single-core fp32 peak, measured on the spot: multiply-adds per CPU second
+    of a ``size``² GEMM on one thread (the best of ``repeats``)."""
+    with _threads(1):
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        a @ b  # warm-up: the BLAS picks its kernel
+        seconds = []
+        for _ in range(repeats):
+            started = time.thread_time()
+            a @ b
+            seconds.append(time.thread_time() - started)
+    return size ** 3 / min(seconds)
+
+
+def step_macs(method, batch: int, segment: int) -> float:
+    """Multiply-adds of one supervised training step of a student (forward and backward,
+    PyTorch's FLOP counter: convolutions and matrix products; the STFT is not counted)."""
+    noisy, clean = torch.randn(batch, segment) * 0.1, torch.randn(batch, segment) * 0.1
+    method.train()
+    with FlopCounterMode(display=False) as counter:
+        _, losses = method(noisy, clean, kd=False)
+        losses["sup"].backward()
+    method.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 2
+
+
+def scenario_efficiency(config: dict, teacher, device: torch.device, steps: int) -> list[dict]:
+    """Per scenario: a `none` student's training step on one CPU thread (as the training jobs run
+    it, compiled where `students.train.compile` says so), its multiply-adds per CPU second and
+    their share of :func:`peak_macs_per_second`."""
+    train_cfg = config["students"]["train"]
+    batch, segment = train_cfg["batch_size"], int(train_cfg["segment_s"] * SAMPLE_RATE)
+    peak = peak_macs_per_second()
+    rows = []
+    with _threads(1):
+        for scenario in run_scenarios(config["students"]):
+            seed_everything(0)
+            method, _ = build_method(config, teacher, "none", scenario)
+            macs = step_macs(method, batch, segment)
+            prepare_device(method, torch.device("cpu"), train_cfg.get("compile", False))
+            step = _loop_steps(method, train_cfg, batch, segment, torch.device("cpu"))
+            seconds = _cpu_seconds_per_step(step, steps)
+            rows.append({"model": f"student {scenario}", "params": count_parameters(method.student),
+                         "macs_per_step": macs, "cpu_ms_per_step": 1000 * seconds,
+                         "macs_per_s": macs / seconds, "peak_macs_per_s": peak,
+                         "share_of_peak": macs / seconds / peak})
+    return rows
+
+
+def _cpu_seconds_per_step(step, repeats: int) -> float:
+    """Median CPU time of the calling thread per ``step()`` (after two warm-ups): robust to what
+    else runs on the machine, unlike wall time."""
+    times = []
+    for _ in range(2 + repeats):
+        started = time.thread_time()
+        step()
+        times.append(time.thread_time() - started)
+    return statistics.median(times[2:])
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _print_efficiency(rows: list[dict]) -> None:
+    print(f"\nefficiency: one training step of each scenario's student on one thread, against this "
+          f"machine's single-core fp32 peak measured by a GEMM ({rows[0]['peak_macs_per_s'] / 1e9:.1f} "
+          "GMAC/s)" if rows else "")
+    print("| model | params | MMAC per step | CPU ms per step | GMAC/s | share of peak |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['params']:,} | {r['macs_per_step'] / 1e6:,.0f} | {r['cpu_ms_per_step']:.0f} "
+              f"| {r['macs_per_s'] / 1e9:.2f} | {100 * r['share_of_peak']:.1f} % |")
+
+
+# Operator families of a training step, by the first pattern an operator name matches.
+OP_FAMILIES = (("convolution, backward", r"convolution_backward|conv2d_backward|conv.*backward"),
+               ("convolution, forward", r"convolution|conv2d|mkldnn"),
+               ("compiled fused kernels", r"CompiledFxGraph|Torch-Compiled"),
+               ("STFT / iSTFT", r"fft|stft|unfold|fold|col2im|index_add|abs|angle|complex|view_as_real"),
+               ("batch norm, PReLU (eager)", r"batch_norm|prelu"),
+               ("optimiser arithmetic", r"_foreach|addcdiv|lerp|sqrt"),
+               ("copies", r"copy_|contiguous|clone|to_copy"))
+
+
+def group_profile(config: dict, teacher, device: torch.device, steps: int) -> tuple[dict, dict, float]:
+    """One seed's group (every scenario × method, KD on) stepping side by side on one batch at
+    a time on one thread, under torch.profiler: CPU seconds per step by stage (:data:`STAGES`)
+    and by operator family (:data:`OP_FAMILIES`), and the step's total CPU seconds."""
+    methods = _seed_group(config, teacher, device)
+    train_cfg = config["students"]["train"]
+    batch, segment = train_cfg["batch_size"], int(train_cfg["segment_s"] * SAMPLE_RATE)
+    step = _group_steps(methods, train_cfg, batch, segment, device, True)
+    with _threads(1):  # as the training jobs run
+        for _ in range(2):
+            step()
+        started = time.thread_time()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                step()
+        total = (time.thread_time() - started) / steps
+    events = prof.key_averages()
+    stage_total = {name: e.cpu_time_total / 1e6 / steps for e in events for key, name in STAGES.items()
+                   if e.key == name}
+    if STAGES["step"] in stage_total:  # the teacher runs inside the first asking member's forward
+        stage_total[STAGES["step"]] -= stage_total.get(STAGES["teacher"], 0.0)
+    families = dict.fromkeys([name for name, _ in OP_FAMILIES] + ["other operators"], 0.0)
+    for e in events:
+        if e.key.startswith("kdsd: "):
+            continue
+        family = next((name for name, pattern in OP_FAMILIES if re.search(pattern, e.key)), "other operators")
+        families[family] += e.self_cpu_time_total / 1e6 / steps
+    return stage_total, families, total
+
+
+def print_profile(stages: dict, families: dict, total: float) -> None:
+    print(f"\nwhere one seed's group step goes (CPU seconds per step of every student; "
+          f"{total:.2f} s in all, profiler overhead included)")
+    print("| stage | CPU s per step | share |")
+    print("|---|---:|---:|")
+    rest = total - sum(stages.values())
+    for name, seconds in [*stages.items(), ("data, Python and the rest", rest)]:
+        print(f"| {name.removeprefix('kdsd: ')} | {seconds:.3f} | {100 * seconds / total:.0f} % |")
+    print("| operator family | CPU s per step | share |")
+    print("|---|---:|---:|")
+    for name, seconds in sorted(families.items(), key=lambda item: -item[1]):
+        print(f"| {name} | {seconds:.3f} | {100 * seconds / total:.0f} % |")
 
 
 def _print_side_by_side(row: dict) -> None:

@@ -167,7 +167,7 @@ def cmd_bench(args) -> None:
     from kdsd.bench import bench
 
     _threads(args)
-    bench(args.preset, args.method, args.steps)  # prints its table
+    bench(args.preset, args.method, args.steps, profile=args.profile)  # prints its tables
 
 
 def cmd_enhance(args) -> None:
@@ -366,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", help="default (config.yaml), a workflow/presets name, or a YAML path")
     p.add_argument("--method", default="cosine", help="KD method of the student's loop")
     p.add_argument("--steps", type=int, default=3, help="timed steps per measurement (median; after two warm-ups)")
+    p.add_argument("--profile", action="store_true", help="also where one seed's group step spends its "
+                   "time (torch.profiler): by stage and by operator family")
 
     p = add("enhance", cmd_enhance, "denoise an audio file, or a folder of them, with a trained model")
     p.add_argument("--model", help="a model.pt written by kdsd")

@@ -35,20 +35,9 @@ class SupervisedLoss(torch.nn.Module):
         super().__init__()
         self.mag_weight, self.n_fft, self.hop, self.power = mag_weight, n_fft, hop, power
 
-    def target(self, wave: torch.Tensor) -> torch.Tensor:
-        """The compressed magnitude the magnitude term compares."""
-        return compressed_magnitude(wave, self.n_fft, self.hop, self.power)
-
-    @property
-    def target_key(self) -> tuple:
-        """What :meth:`target` depends on besides the wave: equal keys, equal targets."""
-        return (type(self).__name__, self.n_fft, self.hop, self.power)
-
-    def forward(self, estimate: torch.Tensor, clean: torch.Tensor,
-                clean_magnitude: torch.Tensor | None = None) -> torch.Tensor:
-        """``clean_magnitude``: :meth:`target` of ``clean`` when the caller has it already."""
+    def forward(self, estimate: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
         loss = -si_sdr(estimate, clean).mean()
         if self.mag_weight:
-            target = self.target(clean) if clean_magnitude is None else clean_magnitude
-            loss = loss + self.mag_weight * torch.nn.functional.mse_loss(self.target(estimate), target)
+            mags = [compressed_magnitude(w, self.n_fft, self.hop, self.power) for w in (estimate, clean)]
+            loss = loss + self.mag_weight * torch.nn.functional.mse_loss(*mags)
         return loss

@@ -58,14 +58,11 @@ def get_method(name: str) -> type["DistillationMethod"]:
     return _REGISTRY[name]
 
 
-def supervised_forward(student: nn.Module, sup_loss: nn.Module, noisy: torch.Tensor, clean: torch.Tensor,
-                       spectrum=None, clean_magnitude=None):
+def supervised_forward(student: nn.Module, sup_loss: nn.Module, noisy: torch.Tensor, clean: torch.Tensor):
     """``(estimate, taps, L_sup)`` of a student on a batch: one graph, the part of a step every
-    method shares (training may swap in a compiled copy, :func:`kdsd.train.loop.prepare_device`).
-    ``spectrum`` and ``clean_magnitude``: the batch's input spectrum and loss target, when the
-    caller computed them once for several students."""
-    estimate, feats = student(noisy, return_features=True, spectrum=spectrum)
-    return estimate, feats, sup_loss(estimate, clean, clean_magnitude)
+    method shares (training may swap in a compiled copy, :func:`kdsd.train.loop.prepare_device`)."""
+    estimate, feats = student(noisy, return_features=True)
+    return estimate, feats, sup_loss(estimate, clean)
 
 
 class DistillationMethod(nn.Module):
@@ -101,11 +98,10 @@ class DistillationMethod(nn.Module):
 
     def forward(self, noisy: torch.Tensor, clean: torch.Tensor, kd: bool = True, shared=None):
         """``kd=False`` (an epoch whose KD weight is zero): no teacher forward, ``L_kd = 0``.
-        ``shared`` (:class:`kdsd.train.loop.SharedBatch`), when given, holds what students trained
-        side by side on one batch compute once: the teacher's ``(output, taps)`` (in place of
-        :meth:`teacher_forward`), the input spectrum and the loss target."""
-        spectrum, target = (shared.spectrum(self.student), shared.target(self.sup_loss)) if shared else (None, None)
-        estimate, student_feats, sup = self.supervised(self.student, self.sup_loss, noisy, clean, spectrum, target)
+        ``shared`` (:class:`kdsd.train.loop.SharedBatch`), when given, gives the teacher's
+        ``(output, taps)`` in place of :meth:`teacher_forward`: students trained side by side on
+        one batch share one forward."""
+        estimate, student_feats, sup = self.supervised(self.student, self.sup_loss, noisy, clean)
         losses = {"sup": sup}
         if self.teacher is None or not kd:
             losses["kd"] = estimate.new_zeros(())

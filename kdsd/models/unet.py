@@ -110,17 +110,6 @@ class UNetDAE(nn.Module):
         start = self.n_fft - self.hop
         return wave[:, start:start + length] / envelope[0, 0, 0, start:start + length]
 
-    def spectrum(self, noisy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(STFT, network input)`` of ``(B, N)`` waveforms: the part of a forward that depends
-        on the input and the STFT settings alone (:attr:`spectrum_key`), not on the weights."""
-        spec = self.stft(noisy)
-        return spec, self.features_in(spec)
-
-    @property
-    def spectrum_key(self) -> tuple:
-        """What :meth:`spectrum` depends on besides the input: equal keys, equal spectra."""
-        return (type(self).__name__, self.n_fft, self.hop, self.causal, self.compress)
-
     def features_in(self, spec: torch.Tensor) -> torch.Tensor:
         """Compressed magnitude without the Nyquist bin: ``(B, 1, n_fft/2, T)``."""
         return self.compressed(spec.abs())
@@ -148,14 +137,12 @@ class UNetDAE(nn.Module):
         return 1000.0 * (self.n_fft + look_ahead_frames * self.hop) / sample_rate
 
     # -- network --------------------------------------------------------------------------
-    def forward(self, noisy: torch.Tensor, return_features: bool = False, spectrum=None):
-        """Denoise ``(B, N)`` waveforms; optionally also return the feature-tap dict.
-        ``spectrum``: ``(stft(noisy), features_in(stft(noisy)))`` when the caller has them already
-        (students trained on one batch share them)."""
+    def forward(self, noisy: torch.Tensor, return_features: bool = False):
+        """Denoise ``(B, N)`` waveforms; optionally also return the feature-tap dict."""
         if noisy.dim() != 2:
             raise ValueError(f"UNetDAE expects (batch, samples), got shape {tuple(noisy.shape)}")
-        spec, features = spectrum if spectrum is not None else self.spectrum(noisy)
-        mask, feats = self.mask_from_features(features)
+        spec = self.stft(noisy)
+        mask, feats = self.mask_from_features(self.features_in(spec))
         estimate = self.istft(spec * mask, noisy.shape[-1])
         return (estimate, feats) if return_features else estimate
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 from tqdm import tqdm
 
 from kdsd.atomic import atomic_path
@@ -322,11 +323,12 @@ def teacher_taps(teacher: torch.nn.Module, wave: torch.Tensor, full: bool):
 
 
 class SharedBatch:
-    """What the students stepping on one batch compute once: the teacher's taps, the input
-    spectrum and the supervised loss's target. None of it depends on a student's weights, so
-    each member gets exactly what it would compute alone.
+    """What the students stepping on one batch compute once: the teacher's taps. They do not
+    depend on a student's weights, so each member gets exactly what it would compute alone.
+    (The input's STFT could be shared too, but it is 2 % of a step, and a compiled student given
+    it as an input ran slower: `kdsd bench --profile`.)
 
-    Teacher taps are keyed by teacher, input (noisy or clean) and path: the whole teacher for
+    Taps are keyed by teacher, input (noisy or clean) and path: the whole teacher for
     members that read its decoder taps or output, the encoder only for the others (a compiled
     encoder and a compiled whole network need not round alike). A method with its own
     ``teacher_forward`` runs it itself. ``taps``: :func:`teacher_taps`, or its compiled copy.
@@ -343,23 +345,16 @@ class SharedBatch:
         return self._once(("teacher", id(method.teacher), id(wave), full),
                           lambda: self.taps(method.teacher, wave, full))
 
-    def spectrum(self, student: torch.nn.Module):
-        """The input's ``(STFT, network input)`` for students with these STFT settings."""
-        if not hasattr(student, "spectrum_key"):  # a model of another kind computes its own
-            return None
-        return self._once(("spectrum", student.spectrum_key), lambda: student.spectrum(self.noisy))
-
-    def target(self, loss: torch.nn.Module):
-        """The supervised loss's target of the clean batch (None: the loss has none)."""
-        if not hasattr(loss, "target_key"):
-            return None
-        return self._once(("target", loss.target_key), lambda: loss.target(self.clean))
-
     def _once(self, key: tuple, compute):
         if key not in self.cache:
-            with torch.no_grad():
+            with torch.no_grad(), record_function(STAGES[key[0]]):
                 self.cache[key] = compute()
         return self.cache[key]
+
+
+# Profiler ranges of a training step (`kdsd bench --profile` sums them).
+STAGES = {"teacher": "kdsd: teacher forward", "step": "kdsd: student forward + losses",
+          "backward": "kdsd: backward", "optimiser": "kdsd: optimiser"}
 
 
 def train_step(method, optimiser, noisy, clean, w_sup, w_kd, grad_clip, device,
@@ -370,13 +365,16 @@ def train_step(method, optimiser, noisy, clean, w_sup, w_kd, grad_clip, device,
     bf16 autocast on CUDA (the methods compute their similarity terms in float32); float32 on CPU.
     """
     noisy, clean = noisy.to(device, non_blocking=True), clean.to(device, non_blocking=True)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"), \
+            record_function(STAGES["step"]):
         _, losses = method(noisy, clean, kd=w_kd != 0, shared=shared)
-    loss = w_sup * losses["sup"].float() + w_kd * losses["kd"].float()
+        loss = w_sup * losses["sup"].float() + w_kd * losses["kd"].float()
     optimiser.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(method.trainable_parameters(), grad_clip)
-    optimiser.step()
+    with record_function(STAGES["backward"]):
+        loss.backward()
+    with record_function(STAGES["optimiser"]):
+        torch.nn.utils.clip_grad_norm_(method.trainable_parameters(), grad_clip)
+        optimiser.step()
     return {"train_loss": loss.detach(), "train_sup": losses["sup"].detach(),
             "train_kd": losses["kd"].detach()}
 
