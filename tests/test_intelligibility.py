@@ -115,3 +115,25 @@ def test_score_tables_keep_pystoi_values(utterances):
     table = score_many(items, workers=1, tier="core").set_index("utt_id")
     for utt_id, clean, estimate, _ in items:
         assert_equal_to_pystoi(table.loc[utt_id, ["stoi", "estoi"]].to_dict(), reference(clean, estimate))
+
+
+def test_with_the_same_random_draws_estoi_is_bit_identical(utterances):
+    """pystoi's only random step is row_col_normalize's EPS noise from numpy's global generator:
+    from the same generator state, the vectorised row_col_normalize gives the same bits, and so
+    does a first ESTOI (clean side drawn first, as pystoi does)."""
+    from pystoi import utils
+
+    from kdsd.metrics.intelligibility import row_col_normalize
+
+    segments = intel._segments(intel._resampler(SR)(utterances[4]))
+    np.random.seed(7)
+    theirs = utils.row_col_normalize(segments)
+    np.random.seed(7)
+    assert np.array_equal(row_col_normalize(segments), theirs)
+    for i in (0, 9):
+        clean = utterances[i]
+        noisy = estimates(clean, i)[0]
+        np.random.seed(i)
+        theirs = pystoi(clean, noisy, SR, extended=True)
+        np.random.seed(i)
+        assert Intelligibility(SR).scores(clean, noisy, ("estoi",)) == {"estoi": theirs}
