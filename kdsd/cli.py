@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kdsd.errors import KdsdError
 from kdsd.metrics import METRIC_GROUPS, METRIC_TIERS
+from kdsd.train.groups import GROUPINGS
 
 
 def _threads(args) -> None:
@@ -118,7 +119,7 @@ def cmd_score_reference(args) -> None:
 def cmd_bench_scoring(args) -> None:
     from kdsd.metrics.bench import bench_scoring, print_bench
 
-    rows = bench_scoring(args.manifest, args.models, args.group_size, args.tiers, args.repeats, args.limit,
+    rows = bench_scoring(args.manifest, args.models, args.grouping, args.tiers, args.repeats, args.limit,
                          args.preset)
     print_bench(rows, args.repeats)
 
@@ -332,9 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", help="trained students' model.pt files, scored as one group "
                    "(default: random-weight students of each scenario of --preset)")
     p.add_argument("--preset", default="default", help="default (config.yaml), a workflow/presets "
-                   "name, or a YAML path: its scenarios, and one seed's students as the group size")
-    p.add_argument("--group-size", type=int, help="random-weight students per group (default: the "
-                   "preset's methods × scenarios, the students of one seed)")
+                   "name, or a YAML path: one seed of its students, every run scenario × method")
+    p.add_argument("--grouping", choices=GROUPINGS, help="how the random-weight students are grouped, "
+                   "as students.train_together (default: the preset's)")
     p.add_argument("--tiers", nargs="+", choices=list(METRIC_TIERS), default=["primary", "core"],
                    help="metric tiers measured (primary: SI-SDR only; core: + PESQ-WB, STOI, ESTOI)")
     p.add_argument("--repeats", type=int, default=3, help="runs per measurement (median)")

@@ -177,3 +177,17 @@ def test_an_unreadable_record_rescores(scored):
     folder, job, upstream = scored
     (folder / "job.json").write_text("{not json")
     assert not scores_are_current(folder, job, TEST_SETS, upstream)
+
+
+def test_bench_scoring_measures_a_group_and_its_first_student_alone(corpus, capsys):
+    """`kdsd bench-scoring` times real `kdsd score-group` processes: on the smoke preset the
+    students of one seed's width-1/4 scenario (its three methods) as one group, and alone."""
+    from kdsd.metrics.bench import bench_scoring, print_bench
+
+    manifests, _ = corpus
+    [row] = bench_scoring(manifests[:1], grouping="scenario_seed", tiers=("primary",), repeats=1, limit=2,
+                          preset="smoke")
+    assert (row["group"], row["tier"], row["students"], row["utterances"]) == ("width_1_4_seed1", "primary", 3, 2)
+    assert row["job_cpu_s"] > 0 and row["alone_cpu_s"] > 0 and row["per_student_cpu_s"] == row["job_cpu_s"] / 3
+    print_bench([row], repeats=1)
+    assert "width_1_4_seed1    primary         3" in capsys.readouterr().out

@@ -3,9 +3,12 @@
 Each measurement runs ``kdsd score-group`` as the DAG does (a fresh process, one thread) and
 takes the CPU time the process used (user + system, its start-up included), the median over
 ``repeats`` runs. It prints, per group and metric tier, the job's CPU-s and the per-student share,
-and the same student scored alone (a group of one: the fixed cost of a job plus one student).
-Trained students can be given; otherwise random-weight students of each of the preset's scenarios
-stand in (their cost does not depend on the weights). Prints figures: speed targets belong in
+and the group's first student scored alone (a group of one: the fixed cost of a job plus one
+student). Trained students can be given; otherwise random-weight students of one seed of the
+preset (every run scenario × method) stand in, grouped as ``students.train_together`` would
+group them (their cost does not depend on the weights). Students of one architecture in a group
+share oneDNN's per-shape set-up of each utterance, so mixed groups cost a little more per
+student than groups of one width. Prints figures: speed targets belong in
 benchmarks, not in timed tests.
 """
 from __future__ import annotations
@@ -28,22 +31,22 @@ from kdsd.metrics.scoring import score_input
 TIERS = ("primary", "core")
 
 
-def bench_scoring(manifests: list, models: list | None = None, group_size: int | None = None,
+def bench_scoring(manifests: list, models: list | None = None, grouping: str | None = None,
                   tiers=TIERS, repeats: int = 3, limit: int | None = None, preset: str = "default") -> list[dict]:
     """Rows of ``group, tier, students, utterances, job_cpu_s, per_student_cpu_s, alone_cpu_s,
-    wall_s``: ``models`` (model.pt files) as one group, or per scenario of ``preset`` a group of
-    ``group_size`` random-weight students (default: the preset's students of one seed)."""
+    wall_s``: ``models`` (model.pt files) as one group, or the random-weight students of one
+    seed of ``preset`` in the groups of ``grouping`` (default: the preset's ``train_together``)."""
     with tempfile.TemporaryDirectory(prefix="kdsd-bench-scoring-") as tmp:
         tmp = Path(tmp)
         manifests = [_limited(Path(m), limit, tmp / f"manifest{i}.csv") for i, m in enumerate(manifests)]
         utterances = sum(len(read_manifest(m)) for m in manifests)
         inputs = score_input(manifests, [tmp / f"input{i}.csv" for i in range(len(manifests))], tier="primary")
-        groups = {"given": [Path(m) for m in models]} if models else _random_groups(preset, group_size, tmp)
+        groups = {"given": [Path(m) for m in models]} if models else _random_groups(preset, grouping, tmp)
         rows = []
         for name, paths in groups.items():
             for tier in tiers:
                 cpu, wall = _median_job(paths, tier, manifests, inputs, tmp, repeats)
-                alone, _ = _median_job(paths[:1], tier, manifests, inputs, tmp, repeats)
+                alone = cpu if len(paths) == 1 else _median_job(paths[:1], tier, manifests, inputs, tmp, repeats)[0]
                 rows.append({"group": name, "tier": tier, "students": len(paths), "utterances": utterances,
                              "job_cpu_s": cpu, "per_student_cpu_s": cpu / len(paths), "alone_cpu_s": alone,
                              "wall_s": wall})
@@ -71,31 +74,28 @@ def _limited(manifest: Path, limit: int | None, out: Path) -> Path:
     return out
 
 
-def _random_groups(preset: str, group_size: int | None, folder: Path) -> dict[str, list[Path]]:
-    """Per scenario of ``preset``: ``group_size`` students (default: methods × scenarios, one
-    seed's group) with random weights, saved as the DAG saves them."""
+def _random_groups(preset: str, grouping: str | None, folder: Path) -> dict[str, list[Path]]:
+    """Random-weight students of one seed of ``preset`` (every run scenario × method), saved as
+    the DAG saves them, by group (``kdsd.train.groups``: seed, scenario_seed or student)."""
     import torch
 
     from kdsd.bench import preset_config
     from kdsd.models.io import save_model
     from kdsd.models.unet import UNetDAE, count_parameters
+    from kdsd.train.groups import student_groups
     from kdsd.train.jobs import run_scenarios, student_args
 
     config = preset_config(preset)
-    scenarios = run_scenarios(config["students"])
-    size = group_size or len(scenarios) * len(config["students"]["methods"])
-    if size < 1:
-        raise KdsdError(f"--group-size: must be at least 1, got {size}")
+    students = [(sc, m, 1) for sc in run_scenarios(config["students"]) for m in config["students"]["methods"]]
     groups = {}
-    for scenario in scenarios:
-        args = student_args(config["teacher"]["model"], config["students"]["scenarios"][scenario])
-        groups[scenario] = []
-        for k in range(size):
+    for name, members in student_groups(students, grouping or config["students"]["train_together"]).items():
+        groups[name] = []
+        for k, (scenario, method, seed) in enumerate(members):
             torch.manual_seed(k)
-            model = UNetDAE(**args)
-            groups[scenario].append(save_model(
-                folder / "models" / scenario / f"m{k}" / "model.pt", model, config={}, seed=k + 1, history=[],
-                extra={"role": "student", "method": f"m{k}", "scenario": scenario,
+            model = UNetDAE(**student_args(config["teacher"]["model"], config["students"]["scenarios"][scenario]))
+            groups[name].append(save_model(
+                folder / "models" / scenario / method / "model.pt", model, config={}, seed=seed, history=[],
+                extra={"role": "student", "method": method, "scenario": scenario,
                        "params": count_parameters(model)}))
     return groups
 

@@ -119,8 +119,7 @@ def _score_one(args):
 
 def score_many(items, workers: int, tier: str = "all", pool=None, disabled=()) -> pd.DataFrame:
     """``items``: iterable of (utt_id, reference, estimate, text); ``text`` is plain text or a
-    :class:`Transcript`. ``tier`` (``METRIC_TIERS``)
-    ``base`` leaves the switchable groups' columns NaN, ``core`` the ``SECONDARY_METRICS``,
+    :class:`Transcript`. ``tier`` (``METRIC_TIERS``) ``base`` leaves the switchable groups' columns NaN, ``core`` the ``SECONDARY_METRICS``,
     ``primary`` every column but SI-SDR (their reason in ``nan_reason``), as do ``disabled``
     metric groups (``METRIC_GROUPS``). ``pool``: an open ``worker_pool`` to reuse across calls;
     without one, ``workers`` > 1 opens its own."""
