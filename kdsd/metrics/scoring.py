@@ -249,7 +249,8 @@ def score_denoisers(denoisers: list[Denoiser], manifests: list, input_csvs: list
     the metrics' clean side (STOI's front end, kdsd.metrics.intelligibility) is computed once per
     utterance; a worker pool gets an utterance's estimates as one chunk for the same reason."""
     for denoiser in denoisers:
-        paths_per_test_set(manifests, input_scores=input_csvs, outputs=denoiser.out_csvs, tiers=denoiser.tiers)
+        paths_per_test_set(manifests, input_scores=input_csvs, outputs=denoiser.out_csvs)
+        paths_per_test_set(manifests, tiers=denoiser.tiers)
         _check_tiers(denoiser.tiers)
     written = [[] for _ in denoisers]
     with worker_pool(workers) as pool:
