@@ -87,7 +87,7 @@ GROUP_SCORERS = {
 }
 
 
-def _group_scores(reference, estimate, text: str, groups, scored: dict) -> tuple[dict, list[str]]:
+def _group_scores(reference, estimate, text: Transcript, groups, scored: dict) -> tuple[dict, list[str]]:
     """Every group's columns; a group that cannot score this pair gives NaNs and its reason."""
     values, reasons = {}, []
     for group in groups:
@@ -118,11 +118,11 @@ def _score_one(args):
 
 
 def score_many(items, workers: int, tier: str = "all", pool=None, disabled=()) -> pd.DataFrame:
-    """``items``: iterable of (utt_id, reference, estimate, text); ``text`` is plain text or a
-    :class:`Transcript`. ``tier`` (``METRIC_TIERS``) ``base`` leaves the switchable groups' columns NaN, ``core`` the ``SECONDARY_METRICS``,
-    ``primary`` every column but SI-SDR (their reason in ``nan_reason``), as do ``disabled``
-    metric groups (``METRIC_GROUPS``). ``pool``: an open ``worker_pool`` to reuse across calls;
-    without one, ``workers`` > 1 opens its own."""
+    """``items``: iterable of (utt_id, reference, estimate, text), ``text`` plain or a
+    :class:`Transcript`. ``tier`` (``METRIC_TIERS``) ``base`` leaves the switchable groups'
+    columns NaN, ``core`` the ``SECONDARY_METRICS``, ``primary`` every column but SI-SDR (their
+    reason in ``nan_reason``), as do ``disabled`` metric groups (``METRIC_GROUPS``). ``pool``: an
+    open ``worker_pool`` to reuse across calls; without one, ``workers`` > 1 opens its own."""
     if pool is None and workers > 1:
         with worker_pool(workers) as own:
             return score_many(items, workers, tier, own, disabled)
