@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kdsd.errors import KdsdError
 from kdsd.metrics import METRIC_GROUPS, METRIC_TIERS
+from kdsd.train.groups import GROUPINGS
 
 
 def _threads(args) -> None:
@@ -79,6 +80,30 @@ def cmd_score(args) -> None:
                 tier=metric_tier(args), disabled=args.metrics_off)
 
 
+def cmd_score_group(args) -> None:
+    from kdsd.metrics.scoring import score_models
+    from kdsd.train.groups import write_job_record
+
+    _threads(args)
+    models = _models_json(args.models_json)
+    score_models(models, args.manifest, args.input_scores, workers=args.threads, disabled=args.metrics_off)
+    for spec in models:  # last: a model with its record is scored (kdsd/metrics/groups.py)
+        if "job" in spec:
+            write_job_record(Path(spec["out"][0]).parent, spec["job"])
+
+
+def _models_json(text: str) -> list[dict]:
+    try:
+        models = json.loads(text)
+    except ValueError as exc:
+        raise KdsdError(f"--models-json: not JSON ({exc})") from None
+    required = ("model", "name", "out")
+    if not isinstance(models, list) or not models or not all(
+            isinstance(m, dict) and all(k in m for k in required) for m in models):
+        raise KdsdError(f"--models-json: expected a non-empty list of objects with {', '.join(required)}")
+    return models
+
+
 def cmd_cost(args) -> None:
     from kdsd.metrics.cost import write_model_cost, write_reference_cost, write_scenario_timing
 
@@ -99,11 +124,11 @@ def cmd_score_reference(args) -> None:
 
 
 def cmd_bench_scoring(args) -> None:
-    from kdsd.metrics.bench import bench_scoring
+    from kdsd.metrics.bench import bench_scoring, print_bench
 
-    for r in bench_scoring(args.manifest, args.workers, args.limit):
-        print(f"{r['workers']} worker(s): {r['utterances']} utterances in {r['seconds']:.1f} s "
-              f"= {r['utt_per_s']:.2f} utterances/s (all metrics)")
+    rows = bench_scoring(args.manifest, args.models, args.grouping, args.tiers, args.repeats, args.limit,
+                         args.preset)
+    print_bench(rows, args.repeats)
 
 
 def cmd_bench_deploy(args) -> None:
@@ -217,15 +242,18 @@ def _enhance_stream(args) -> None:
     print(f"kdsd: wrote {args.output}; {result.timing_line()}", file=sys.stderr)
 
 
-def add_test_set_paths(parser, input_scores: bool = True) -> None:
-    """The per-test-set paths of a scoring command: the i-th of each list belong together."""
+def add_test_set_paths(parser, input_scores: bool = True, per_model: bool = False) -> None:
+    """The per-test-set paths of a scoring command: the i-th of each list belong together.
+    ``per_model``: the tables and tiers come with each model (``--models-json``) instead."""
     parser.add_argument("--manifest", nargs="+", required=True, help="test-set manifest.csv files")
     if input_scores:
         parser.add_argument("--input-scores", nargs="+", required=True,
                             help="the noisy input's score CSV of each manifest, in order")
-    parser.add_argument("--out", nargs="+", required=True, help="one score CSV per manifest, in order")
     parser.add_argument("--metrics-off", nargs="*", default=[], choices=METRIC_GROUPS, metavar="GROUP",
                         help="metric groups left empty (evaluation.metrics switches set to false)")
+    if per_model:
+        return
+    parser.add_argument("--out", nargs="+", required=True, help="one score CSV per manifest, in order")
     parser.add_argument("--metric-tier", choices=list(METRIC_TIERS), nargs="+", default=["all"],
                         help="one for every test set, or one per --manifest: all metrics; base: the "
                              "switchable groups left empty (input, teacher and references outside "
@@ -286,6 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="model id written in the table")
     add_test_set_paths(p)
 
+    p = add("score-group", cmd_score_group, "score a group of models in one process (each test set "
+            "read once, each utterance's clean side shared); the same tables as scoring each alone")
+    p.add_argument("--models-json", required=True,
+                   help='[{"model": model.pt, "name": model id, "out": [one score CSV per --manifest], '
+                        '"tier": a --metric-tier or one per --manifest (default all), "job": what to '
+                        'record in job.json beside the tables once written (optional)}, ...]')
+    add_test_set_paths(p, per_model=True)
+
     p = add("score-reference", cmd_score_reference, "score an external reference denoiser on test sets")
     p.add_argument("--name", required=True, help="rnnoise, deepfilternet3 or spectral_gating")
     add_test_set_paths(p)
@@ -301,10 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --model and --onnx: only the RTFs, as the timing of this scenario")
     p.add_argument("--onnx", help="the ONNX export of --model (with --scenario-timing)")
 
-    p = add("bench-scoring", cmd_bench_scoring, "print utterances scored per second per worker count")
-    p.add_argument("--manifest", required=True, help="a test-set manifest.csv")
-    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--limit", type=int, default=32, help="utterances to score")
+    p = add("bench-scoring", cmd_bench_scoring, "print CPU seconds per student of a scoring job "
+            "(`kdsd score-group`, one thread) per metric tier, grouped and alone")
+    p.add_argument("--manifest", nargs="+", required=True, help="test-set manifest.csv files")
+    p.add_argument("--models", nargs="+", help="trained students' model.pt files, scored as one group "
+                   "(default: random-weight students of each scenario of --preset)")
+    p.add_argument("--preset", default="default", help="default (config.yaml), a workflow/presets "
+                   "name, or a YAML path: one seed of its students, every run scenario × method")
+    p.add_argument("--grouping", choices=GROUPINGS, help="how the random-weight students are grouped, "
+                   "as students.train_together (default: the preset's)")
+    p.add_argument("--tiers", nargs="+", choices=list(METRIC_TIERS), default=["primary", "core"],
+                   help="metric tiers measured (primary: SI-SDR only; core: + PESQ-WB, STOI, ESTOI)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per measurement (median)")
+    p.add_argument("--limit", type=int, help="utterances per test set (default: all)")
 
     p = add("bench-deploy", cmd_bench_deploy, "one-thread RTF (PyTorch, onnxruntime), latency and "
             "per-hop streaming time of trained students, against the deployment targets")
@@ -391,8 +436,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Numpy's and scipy's OpenBLAS start a thread per core unless told otherwise, and idle ones
+    spin: in a job that claims one core beside others' jobs (scoring: STOI's matrix products) that
+    costs CPU time, and on a busy 2-core machine one 15 x 257 x 200 product took 15 ms instead of
+    0.05. Read when the library loads, so only set here while numpy is not imported yet (the
+    command line; not a caller's process); an explicit setting in the environment wins."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", str(max(1, threads)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    limit_blas_threads(args.threads)
     try:
         args.func(args)
     except KdsdError as exc:

@@ -195,17 +195,20 @@ def test_new_methods_and_seeds_train_only_the_new_students(smoke_run, tmp_path):
     dry = snakemake(workdir, "-n", configfiles=(grown,), env=env)
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = planned_jobs(dry.stdout + dry.stderr)
-    new_students = len(smoke["methods"]) + len(smoke["seeds"]) + 1  # seed 3 of each; the variant's 3
-    assert jobs["score_model"] == new_students, jobs
-    # students train side by side, one group job per seed, each holding only its new students
-    groups = {rule: n for rule, n in jobs.items() if rule.startswith("distill_students_")}
-    assert groups == {f"distill_students_seed{s}": 1 for s in (1, 2, 3)}, jobs
-    planned_models = set()  # the models the group jobs will write
+    # students train side by side and are scored together, one group job per seed each, holding
+    # only its new students; the teacher's tables are current
+    for stage in ("distill_students_", "score_students_"):
+        groups = {rule: n for rule, n in jobs.items() if rule.startswith(stage)}
+        assert groups == {f"{stage}seed{s}": 1 for s in (1, 2, 3)}, jobs
+    planned = {"distill_students_": set(), "score_students_": set()}  # the students the group jobs write
     for block in re.split(r"\n(?=(?:local)?rule )", dry.stdout + dry.stderr):
-        if re.match(r"(?:local)?rule distill_students_", block):
-            outputs = re.search(r"^    output: (.*)$", block, re.M).group(1)
-            planned_models |= set(re.findall(r"results/models/students/([^,\s]+?)/model\.pt", outputs))
+        for stage, pattern in (("distill_students_", r"results/models/students/([^,\s]+?)/model\.pt"),
+                               ("score_students_", r"results/scores/students/([^,\s]+?)/job\.json")):
+            if re.match(rf"(?:local)?rule {stage}", block):
+                outputs = re.search(r"^    output: (.*)$", block, re.M).group(1)
+                planned[stage] |= set(re.findall(pattern, outputs))
     scenario = smoke["run_scenarios"][0] if smoke.get("run_scenarios") else next(iter(smoke["scenarios"]))
-    assert planned_models == ({f"{scenario}/cosine_mse/seed{s}" for s in (1, 2, 3)}
-                              | {f"{scenario}/{m}/seed3" for m in smoke["methods"]}), planned_models
-    assert "train_teacher" not in jobs and "build_corpus_split" not in jobs, jobs
+    new_students = ({f"{scenario}/cosine_mse/seed{s}" for s in (1, 2, 3)}
+                    | {f"{scenario}/{m}/seed3" for m in smoke["methods"]})
+    assert planned == {"distill_students_": new_students, "score_students_": new_students}, planned
+    assert not {"train_teacher", "build_corpus_split", "score_model", "score_input"} & set(jobs), jobs

@@ -89,6 +89,24 @@ def test_chunked_output_equals_the_whole_file(block, chunk_s):
     assert np.abs(short - whole).max() > 10 * np.abs(chunked - whole).max()
 
 
+@pytest.mark.parametrize("block", ["plain", "inverted_residual"])
+def test_native_transposed_convolutions_give_the_default_estimate_and_restore_onednn(block):
+    """enhance_wave runs the up-samplers without oneDNN (its per-shape set-up cost); the estimate
+    stays the default forward's (equal here; 1e-6 allowed for other CPUs' oneDNN kernels), and
+    the oneDNN switch is back as it was afterwards, also when the forward fails."""
+    from kdsd.enhance import native_transposed_convolutions
+
+    model = trained_shape_model(block, width=4)
+    for seconds in (1.0113, 1.3807, 2.02):  # distinct lengths, as a test set's utterances
+        wave = noise(seconds, seed=int(seconds * 1000))
+        assert np.abs(enhance_wave(model, wave) - whole_file(model, wave)).max() <= 1e-6
+    before = torch.backends.mkldnn.enabled
+    with pytest.raises(RuntimeError), native_transposed_convolutions(model):
+        model.upsamplers[0](torch.zeros(1, 3, 4, 5))  # wrong channels: fails inside the layer
+    assert torch.backends.mkldnn.enabled == before
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in model.modules())
+
+
 def test_enhance_wave_keeps_length_and_refuses_too_short_input():
     model = trained_shape_model()
     assert enhance_wave(model, noise(0.04)).shape == (640,)

@@ -118,3 +118,31 @@ def test_each_test_set_gets_its_own_metric_tier(test_set, tmp_path):
     with pytest.raises(Exception, match="differ in length"):
         score_denoiser(lambda noisy: clean, oracle, [manifest], [input_csv], [tmp_path / "x.csv"],
                        tier=["all", "core"])
+
+
+def test_wer_only_where_the_recogniser_knows_the_manifests_language(test_set, tmp_path):
+    """A manifest with a `language` column (ISO 639-1): WER and the clean floor for English rows
+    (a region subtag allowed), NaN with the reason for another language or an empty cell."""
+    from kdsd.metrics.scoring import score_input
+
+    manifest, clean = test_set
+    rows = pd.read_csv(manifest).iloc[[0, 0, 0, 0]].assign(
+        utt_id=["en", "en_gb", "fr", "blank"], language=["en", "en-GB", "fr", ""])
+    rows.to_csv(tmp_path / "manifest.csv", index=False)
+    for name in ("clean.wav", "noisy.wav"):
+        (tmp_path / name).symlink_to(manifest.parent / name)
+    off = ("composite", "lsd", "speaker_similarity", "dnsmos_p808")
+    [input_csv] = score_input([tmp_path / "manifest.csv"], [tmp_path / "input.csv"], disabled=off)
+    oracle = {"model": "oracle", "kind": "reference", "method": "oracle", "scenario": "reference",
+              "seed": 0, "params": 0}
+    [model_csv] = score_denoiser(lambda noisy: clean, oracle, [tmp_path / "manifest.csv"], [input_csv],
+                                 [tmp_path / "oracle.csv"], disabled=off)
+    inputs, model = (pd.read_csv(p).set_index("utt_id") for p in (input_csv, model_csv))
+    for utt in ("en", "en_gb"):
+        assert inputs.loc[utt, CLEAN_WER] == 0.0 and inputs.loc[utt, "input_wer"] > 0 and model.loc[utt, "wer"] == 0.0
+    for utt, reason in (("fr", "wer: transcript in 'fr', the recogniser knows en"),
+                        ("blank", "wer: no transcript language in the manifest, the recogniser knows en")):
+        assert np.isnan(inputs.loc[utt, CLEAN_WER]) and np.isnan(inputs.loc[utt, "input_wer"])
+        assert np.isnan(model.loc[utt, "wer"]) and reason in model.loc[utt, "nan_reason"]
+        assert reason in inputs.loc[utt, "input_nan_reason"]
+        assert model.loc[utt, "pesq_wb"] == model.loc["en", "pesq_wb"]  # the other metrics as usual

@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.dag, pytest.mark.slurm,
                                  reason=f"no SLURM run: {slurm_missing_reason()}")]
 
 BROKEN_MODEL = "students/width_1_4/none/seed1"
+BROKEN_GROUP = "seed1"  # students.train_together: seed; scored with the other pending students of seed 1
 HEALTHY_MODEL = "teacher"
 TEST_SET = "test_matched"
 
@@ -79,7 +80,7 @@ def test_failed_job_is_reported_and_a_rerun_redoes_only_what_is_missing(smoke_re
     failed = slurm_snakemake(slurm_run.workdir, "--retries", "0", "--keep-going",
                              *(str(p.relative_to(slurm_run.workdir)) for p in (broken[0], healthy[0])),
                              env=slurm_run.env)
-    job_log = f"results/logs/scores/{BROKEN_MODEL}.log"
+    job_log = f"results/logs/scores/students/{BROKEN_GROUP}.log"  # its group holds it alone
     assert failed.returncode != 0
     assert job_log in failed.stderr  # Snakemake names the failed job's log
     assert "not a kdsd model file" in (slurm_run.workdir / job_log).read_text()
@@ -91,11 +92,11 @@ def test_failed_job_is_reported_and_a_rerun_redoes_only_what_is_missing(smoke_re
     resumed = slurm_snakemake(slurm_run.workdir, "--rerun-incomplete", env=slurm_run.env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rerun = executed_jobs(resumed.stderr)
-    assert ("score_model", f"model={BROKEN_MODEL}") in rerun, resumed.stderr[-3000:]
+    assert (f"score_students_{BROKEN_GROUP}", "") in rerun, resumed.stderr[-3000:]
     assert not any(w == f"model={HEALTHY_MODEL}" for _, w in rerun)  # finished: not rerun
     # Only the failed job and what reads its tables (the summary, every test set's listening
     # examples, and the runtime table, which sums every job's benchmark file after the report) run.
-    assert planned_jobs(resumed.stderr) == {"score_model": 1, "report_results": 1,
+    assert planned_jobs(resumed.stderr) == {f"score_students_{BROKEN_GROUP}": 1, "report_results": 1,
                                            "listening_examples": test_sets, "runtime_table": 1,
                                            "all": 1}
     for name in (f"scores/{BROKEN_MODEL}/{TEST_SET}.csv", f"scores/{HEALTHY_MODEL}/{TEST_SET}.csv",

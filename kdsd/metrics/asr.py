@@ -4,6 +4,7 @@ dictionary and 3-gram language model inside its wheel (nothing is downloaded), s
 Decoding settings are pinned here (model files named explicitly, the library's default beams
 of the pinned version, plus the search caps in ``SEARCH_CAPS``), so a WER moves only with the
 audio. Text on both sides is lower-cased and stripped of punctuation other than apostrophes.
+A transcript in another language than the model's (a manifest's ``language`` column) gets no WER.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ MODEL_FILES = {"hmm": "en-us", "lm": "en-us.lm.bin", "dict": "cmudict-en-us.dict
 # with the second pass on (the library default), 0.24 / 0.38 / 0.50 s without; mean WER
 # 0.30 / 0.82 / 0.92 with it, 0.32 / 0.80 / 0.91 without.
 SEARCH_CAPS = {"maxhmmpf": 3000, "maxwpf": 10, "pl_window": 5, "fwdflat": False}
+# The languages the packaged model transcribes (ISO 639-1, as a manifest's `language` column).
+LANGUAGES = ("en",)
 
 _decoder = None  # (pid, Decoder): loaded once per process, a forked worker makes its own
 
@@ -65,9 +68,23 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
 
 
-def word_error_rate(reference_text: str, wave: np.ndarray) -> float:
-    """WER (0 = every word right; can exceed 1 with insertions) of ``wave`` against the text."""
+def knows_language(language: str | None) -> bool:
+    """Whether the recogniser transcribes ``language`` (a manifest's ISO 639-1 code; a region
+    subtag such as en-GB is allowed). None: the manifest has no language column, so its text is
+    taken as English, as before the column; an empty cell names no language."""
+    if language is None:
+        return True
+    return str(language).strip().lower().replace("_", "-").split("-")[0] in LANGUAGES
+
+
+def word_error_rate(reference_text: str, wave: np.ndarray, language: str | None = None) -> float:
+    """WER (0 = every word right; can exceed 1 with insertions) of ``wave`` against the text, in
+    ``language`` (see :func:`knows_language`); ValueError (the NaN's reason) without text or in
+    a language the recogniser does not know."""
     reference = normalise(reference_text)
     if not reference:
         raise ValueError("no reference text in the manifest")
+    if not knows_language(language):
+        named = f"transcript in {language!r}" if language else "no transcript language in the manifest"
+        raise ValueError(f"{named}, the recogniser knows {', '.join(LANGUAGES)}")
     return float(jiwer.wer(reference, transcribe(wave) or ""))

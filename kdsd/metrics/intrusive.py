@@ -1,5 +1,6 @@
 """Intrusive metrics on one utterance: PESQ (ITU-T P.862.2 wide band and P.862 narrow band,
-reference `pesq` package), STOI and extended STOI (reference `pystoi`), SI-SDR.
+reference `pesq` package), STOI and extended STOI (`pystoi`'s computation, its clean side shared
+across estimates: kdsd.metrics.intelligibility), SI-SDR.
 
 Every function takes ``(reference, estimate)`` 1-D float arrays at 16 kHz and returns a float;
 a signal the metric cannot score gives NaN plus a reason (see :func:`score_utterance`).
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from pesq import PesqError, pesq
-from pystoi import stoi
+
+from kdsd.metrics.intelligibility import intelligibility
 
 SAMPLE_RATE = 16_000
 INTRUSIVE_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")
@@ -41,15 +43,29 @@ def pesq_nb(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def stoi_score(reference: np.ndarray, estimate: np.ndarray) -> float:
-    return float(stoi(reference, estimate, SAMPLE_RATE, extended=False))
+    return intelligibility(reference, estimate, SAMPLE_RATE, ("stoi",))["stoi"]
 
 
 def estoi_score(reference: np.ndarray, estimate: np.ndarray) -> float:
-    return float(stoi(reference, estimate, SAMPLE_RATE, extended=True))
+    return intelligibility(reference, estimate, SAMPLE_RATE, ("estoi",))["estoi"]
 
 
 METRIC_FUNCTIONS = {"pesq_wb": pesq_wb, "pesq_nb": pesq_nb, "stoi": stoi_score,
                     "estoi": estoi_score, "si_sdr": si_sdr}
+# STOI and ESTOI share one front end: one call computes both (kdsd.metrics.intelligibility).
+JOINT_METRICS = ("stoi", "estoi")
+
+
+def _metric_calls(metrics) -> list[tuple[str, ...]]:
+    """``metrics`` in order, the wanted ones of ``JOINT_METRICS`` as one entry."""
+    joint = tuple(m for m in JOINT_METRICS if m in metrics)
+    return list(dict.fromkeys(joint if m in joint else (m,) for m in metrics))
+
+
+def _score_call(names: tuple[str, ...], reference, estimate) -> dict:
+    if set(names) <= set(JOINT_METRICS):
+        return intelligibility(reference, estimate, SAMPLE_RATE, names)
+    return {names[0]: METRIC_FUNCTIONS[names[0]](reference, estimate)}
 
 
 def score_utterance(reference: np.ndarray, estimate: np.ndarray,
@@ -60,10 +76,10 @@ def score_utterance(reference: np.ndarray, estimate: np.ndarray,
     if is_silent(reference):
         return {name: float("nan") for name in metrics}, "silent reference: nothing to score against"
     values, reasons = {}, []
-    for name in metrics:
+    for names in _metric_calls(metrics):
         try:
-            values[name] = METRIC_FUNCTIONS[name](reference, estimate)
+            values.update(_score_call(names, reference, estimate))
         except (PesqError, ValueError) as exc:  # silent/too-short references cannot be scored
-            values[name] = float("nan")
-            reasons.append(f"{name}: {type(exc).__name__}: {exc}".splitlines()[0])
+            values.update(dict.fromkeys(names, float("nan")))
+            reasons += [f"{name}: {type(exc).__name__}: {exc}".splitlines()[0] for name in names]
     return values, "; ".join(reasons)

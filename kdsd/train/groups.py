@@ -43,18 +43,21 @@ def write_job_record(out_dir: str | os.PathLike, job: dict) -> Path:
     return path
 
 
+def record_matches(out_dir: str | os.PathLike, job: dict) -> bool:
+    """Whether ``out_dir`` holds a readable ``job.json`` equal to ``job`` (as JSON)."""
+    try:
+        recorded = json.loads((Path(out_dir) / JOB_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return recorded == json.loads(json.dumps(job, sort_keys=True))
+
+
 def student_is_current(out_dir: str | os.PathLike, job: dict, teacher_model: str | os.PathLike) -> bool:
     """Whether a student folder holds a finished model trained with ``job`` (as written by
     :func:`write_job_record`) and newer than the teacher model (when that exists)."""
     folder = Path(out_dir)
-    model, record = folder / "model.pt", folder / JOB_FILE
-    if not (model.is_file() and record.is_file() and (folder / "history.csv").is_file()):
-        return False
-    try:
-        recorded = json.loads(record.read_text())
-    except (OSError, ValueError):
-        return False
-    if recorded != json.loads(json.dumps(job, sort_keys=True)):
+    model = folder / "model.pt"
+    if not (model.is_file() and (folder / "history.csv").is_file() and record_matches(folder, job)):
         return False
     teacher = Path(teacher_model)
     return not teacher.is_file() or model.stat().st_mtime >= teacher.stat().st_mtime

@@ -1,5 +1,15 @@
-# Stage 4: per-utterance scores — the noisy input, then every model. One job per model scores
-# every test set (one table each): the model loads once and the DAG has a fifth of the jobs.
+# Stage 4: per-utterance scores — the noisy input, then every model. A job scores every test set
+# (one table each). The teacher and each reference denoiser get a job of their own; the students
+# are scored in groups, the same as they train in (students.train_together): one process reads
+# each test set once, runs each student on it and computes each utterance's clean side once
+# (kdsd.metrics.scoring.score_models), and each student's tables are what it would get alone.
+# As in training (distill.smk), a group holds only the students whose scores are not current:
+# their job.json (written after the tables) records the test sets and the metric tiers, theirs and
+# the input's, this run would use, and is newer than their model and the input's tables
+# (kdsd.metrics.groups). So seeds or methods added to a finished run score only the new students,
+# and a changed tier (evaluation.*_metric_*) or a retrained model rescores exactly those concerned.
+from kdsd.metrics.groups import scores_are_current
+from kdsd.train.groups import student_groups
 
 
 def per_test_set(pattern):
@@ -36,7 +46,9 @@ rule score_input:
         " --threads {resources.job_threads}" + METRICS_OFF_ARG + " > {log} 2>&1"
 
 
-rule score_model:
+rule score_model:  # the teacher (a model path: teachers/seed<k> fit too); students: below
+    wildcard_constraints:
+        model=r"teacher|teachers/seed\d+",
     input:
         model=f"{RESULTS}/models/{{model}}/model.pt",
         manifests=per_test_set(manifest("{test_set}")),
@@ -59,6 +71,58 @@ rule score_model:
         "kdsd score --model {input.model} --name {wildcards.model} --manifest {input.manifests}"
         " --input-scores {input.input_scores} --out {output.scores} --metric-tier {params.tier}"
         " --threads {resources.job_threads}" + METRICS_OFF_ARG + " > {log} 2>&1"
+
+
+def score_job(model):
+    """What a student's scores/job.json records: the test sets and the metric tiers (and their
+    metric lists) of its tables and of the input's, whose columns they carry."""
+    return {"test_sets": TEST_SETS, "tiers": tier_params(model), "input_tiers": tier_params("input")}
+
+
+def scores_dir(model):
+    return f"{RESULTS}/scores/{model}"
+
+
+def _scoring_pending(scenario, method, seed):
+    model = f"students/{scenario}/{method}/seed{seed}"
+    upstream = [f"{RESULTS}/models/{model}/model.pt", *INPUT_SCORES]
+    return (scenario, method, seed) in PENDING or not scores_are_current(scores_dir(model), score_job(model),
+                                                                         TEST_SETS, upstream)
+
+
+SCORING_PENDING = [s for s in ((sc, m, seed) for sc in SCENARIOS for m in METHODS for seed in SEEDS)
+                   if _scoring_pending(*s)]
+
+for group, members in student_groups(SCORING_PENDING, config["students"]["train_together"]).items():
+    group_models = [f"students/{sc}/{m}/seed{s}" for sc, m, s in members]
+
+    rule:
+        name:
+            f"score_students_{group}"
+        input:
+            models=[f"{RESULTS}/models/{model}/model.pt" for model in group_models],
+            manifests=per_test_set(manifest("{test_set}")),
+            input_scores=INPUT_SCORES,
+        output:
+            scores=[f"{scores_dir(model)}/{test_set}.csv" for model in group_models for test_set in TEST_SETS],
+            jobs=[f"{scores_dir(model)}/job.json" for model in group_models],
+        params:
+            models=json_arg([{"model": f"{RESULTS}/models/{model}/model.pt", "name": model,
+                              "out": [f"{scores_dir(model)}/{test_set}.csv" for test_set in TEST_SETS],
+                              "tier": metric_tiers(model), "job": score_job(model)} for model in group_models]),
+        log:
+            f"{RESULTS}/logs/scores/students/{group}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/scores/students/{group}.tsv"
+        threads: cores_claimed(SCORING_THREADS)
+        resources:
+            job_threads=job_threads,
+            mem_mb=2000,
+            runtime=60 + 30 * len(members),
+        shell:
+            "kdsd score-group --models-json {params.models} --manifest {input.manifests}"
+            " --input-scores {input.input_scores} --threads {resources.job_threads}" + METRICS_OFF_ARG
+            + " > {log} 2>&1"
 
 
 rule model_cost:  # the teacher's; the students' come from their training jobs (distill.smk)
