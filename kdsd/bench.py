@@ -35,7 +35,7 @@ from kdsd.errors import KdsdError
 from kdsd.metrics.cost import real_time_factor
 from kdsd.models.unet import UNetDAE, count_parameters
 from kdsd.train.data import PairSet
-from kdsd.train.jobs import build_method, run_scenarios, student_args
+from kdsd.train.jobs import build_method, run_scenarios, run_students, student_args
 from kdsd.train.loop import (STAGES, SharedBatch, pick_device, prepare_device,
                              seed_everything, train_step)
 from kdsd.losses import SupervisedLoss
@@ -97,12 +97,11 @@ def _seed_group(config: dict, teacher, device: torch.device) -> list:
     """One seed's students: every method × run scenario, set up as the training job does."""
     train_cfg = config["students"]["train"]
     methods = []
-    for scenario in run_scenarios(config["students"]):
-        for name in config["students"]["methods"]:
-            seed_everything(0)
-            method, _ = build_method(config, teacher, name, scenario)
-            prepare_device(method, device, train_cfg.get("compile", False))
-            methods.append(method)
+    for scenario, name, _ in run_students({**config["students"], "seeds": [0]}):
+        seed_everything(0)
+        method, _ = build_method(config, teacher, name, scenario)
+        prepare_device(method, device, train_cfg.get("compile", False))
+        methods.append(method)
     return methods
 
 

@@ -172,7 +172,7 @@ def test_the_budget_control_is_read_from_the_config_and_kept_out_of_the_primary_
     assert (f"Budget control (exploratory): `sp2step`'s lead over `none_budget` (trained for as many optimiser "
             f"steps as `sp2step`, without KD) is {control.mean_diff:+.2f} dB, unadjusted 95 % CI "
             f"[{control.ci95_low:+.2f}, {control.ci95_high:+.2f}] over 6 seeds (above 0; per seed, the level over "
-            f"every scenario × test set of the primary family)") in text
+            f"every test set of the primary family in `w1_2`, `w1_4` and `w1_8`, where the control ran)") in text
     # beside sp2step: in the budgets table (which names what it controls), the model and retained tables
     budgets = analysis.budgets
     assert list(budgets.method) == ["none", "sp2step", "none_budget", "cosine"]

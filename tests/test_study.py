@@ -1,5 +1,7 @@
 """The KD study's tables: ablations (variants vs their method), the valid-only KD-weight sweep,
 and the runtime breakdown; and the DAG targets that build them."""
+import json
+import re
 import subprocess
 
 import numpy as np
@@ -183,3 +185,24 @@ def test_ablation_preset_runs_its_variants_on_one_scenario(tmp_path, env_with_ve
     assert {rule: n for rule, n in jobs.items() if rule.startswith("score_students_")} == {
         f"score_students_seed{s}": 1 for s in ablations["seeds"]}
     assert "score_reference" not in jobs
+
+
+def test_teachers_preset_gives_every_student_seed_a_teacher_of_its_own(tmp_path, env_with_venv):
+    """teacher.per_seed: one teacher per student seed, trained with that seed, scored like any
+    teacher, and each seed's training group reads its own teacher only."""
+    preset = yaml.safe_load((REPO / "workflow" / "presets" / "teachers.yaml").read_text())
+    seeds = preset["students"]["seeds"]
+    assert preset["teacher"]["per_seed"] is True and len(seeds) >= 6
+    jobs = _planned_jobs(tmp_path, env_with_venv, "teachers.yaml")
+    assert jobs["train_teacher"] == len(seeds) and jobs["score_model"] == len(seeds)
+    assert {rule for rule in jobs if rule.startswith("distill_")} == {f"distill_students_seed{s}" for s in seeds}
+    result = subprocess.run(
+        ["snakemake", "-n", "-p", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
+         "--configfile", str(REPO / "config.yaml"), str(REPO / "workflow" / "presets" / "teachers.yaml"),
+         "--", f"results/models/students/width_1_8/cosine/seed{seeds[1]}/model.pt"],
+        capture_output=True, text=True, env=env_with_venv, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    teacher_configs = re.findall(r"kdsd train-teacher --config-json '(\{.*?\})'", result.stdout)
+    assert [json.loads(c)["teacher"]["seed"] for c in teacher_configs] == [seeds[1]]
+    assert f'"teacher": "results/models/teachers/seed{seeds[1]}/model.pt"' in result.stdout
+    assert "results/models/teacher/model.pt" not in result.stdout

@@ -209,3 +209,17 @@ def test_compiled_students_equal_alone_and_eager_ones_to_float_tolerance(tmp_pat
             assert compiled_history[0][key] == pytest.approx(eager_history[0][key], rel=1e-4, abs=1e-6)
         assert [h["valid_si_sdr"] for h in compiled_history] == pytest.approx(
             [h["valid_si_sdr"] for h in eager_history], abs=0.05)
+
+
+def test_a_method_can_run_in_some_scenarios_only():
+    from kdsd.errors import KdsdError
+    from kdsd.train.groups import run_students
+
+    students = {"scenarios": {"a": {}, "b": {}}, "methods": ["none", "none_budget"], "seeds": [1, 2],
+                "method_scenarios": {"none_budget": ["b"]}}
+    assert run_students(students) == [("a", "none", 1), ("a", "none", 2), ("b", "none", 1), ("b", "none", 2),
+                                      ("b", "none_budget", 1), ("b", "none_budget", 2)]
+    with pytest.raises(KdsdError, match=r"students.method_scenarios.none_budget: c not among"):
+        run_students({**students, "method_scenarios": {"none_budget": ["c"]}})
+    with pytest.raises(KdsdError, match=r"students.method_scenarios: 'cosine' is not in students.methods"):
+        run_students({**students, "method_scenarios": {"cosine": ["a"]}})

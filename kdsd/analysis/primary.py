@@ -433,20 +433,23 @@ def claim_category(trend_verdict: str, lead_low: float, lead_high: float) -> str
     return {WORSE: REVERSED, EQUIVALENT: WITHIN_MARGIN}.get(trend_verdict, trend_verdict)
 
 
-BUDGET_CONTROL_COLUMNS = ["method", "control", "test_sets", "n_seeds", "mean_diff", "sd_diff", "ci95_low",
-                          "ci95_high", "reading"]
+BUDGET_CONTROL_COLUMNS = ["method", "control", "scenarios", "test_sets", "n_seeds", "mean_diff", "sd_diff",
+                          "ci95_low", "ci95_high", "reading"]
 
 
 def budget_control_table(runs: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFrame:
     """Exploratory, per budget control c of a method X (`kd.<c>.train.epochs_of: X`): X − c, per
-    seed the level over every scenario × test set of the primary family, with its unadjusted 95 %
+    seed the level over every scenario × test set of the primary family where the control ran
+    (students.method_scenarios may run it in some scenarios only), with its unadjusted 95 %
     interval and what it shows. Not in any family: it decides nothing."""
     runs = split_runs(runs, settings)[0]
     rows = []
     for control, method in settings.budget_controls:
-        cells = cell_gains(runs, method, control)
+        where = runs[runs["scenario"].isin(runs.loc[runs["method"] == control, "scenario"].unique())]
+        cells = cell_gains(where, method, control)
         test = seed_test(level_per_seed(cells) if cells is not None else [])
-        rows.append({"method": method, "control": control, "test_sets": " ".join(cells.test_sets) if cells else "",
+        rows.append({"method": method, "control": control, "scenarios": " ".join(cells.scenarios) if cells else "",
+                     "test_sets": " ".join(cells.test_sets) if cells else "",
                      **{k: test[k] for k in ("n_seeds", "mean_diff", "sd_diff", "ci95_low", "ci95_high")},
                      "reading": interval_reading(test)})
     return pd.DataFrame(rows, columns=BUDGET_CONTROL_COLUMNS)

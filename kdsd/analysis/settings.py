@@ -1,11 +1,11 @@
 """Analysis settings from the resolved config (its `analysis:` section) and the expected runs."""
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
 from kdsd.errors import KdsdError
+from kdsd.train.groups import run_students
 
 SETTING_KEYS = ("equivalence_margin_db", "min_teacher_gain_db")
 TREND_TESTS = ("contrast", "per_seed_slope")
@@ -112,7 +112,9 @@ def budget_controls(config: Mapping) -> tuple[tuple[str, str], ...]:
 
 
 def expected_runs(config: Mapping) -> tuple[tuple[str, str, int], ...]:
-    """students.scenarios × students.methods × students.seeds; empty when the config names none."""
+    """Every student the config trains (:func:`kdsd.train.groups.run_students`: run scenarios ×
+    methods × seeds, restricted by students.method_scenarios); empty when the config names none."""
     students = config.get("students") or {}
-    scenarios, methods, seeds = (students.get(k) or () for k in ("scenarios", "methods", "seeds"))
-    return tuple(itertools.product(sorted(scenarios), methods, (int(s) for s in seeds)))
+    if not all(students.get(k) for k in ("scenarios", "methods", "seeds")):
+        return ()
+    return tuple(sorted(run_students(students), key=lambda run: run[0]))  # scenarios by name

@@ -366,8 +366,14 @@ def budget_control_sentence(row: pd.Series) -> str:
     return (f"Budget control (exploratory): {method}'s lead over {control} (trained for as many optimiser steps as "
             f"{method}, without KD) is {row['mean_diff']:+.2f} dB, unadjusted 95 % CI "
             f"{format_interval(row['ci95_low'], row['ci95_high'])} over {_count(row['n_seeds'], 'seed')} "
-            f"({row['reading']}; per seed, the level over every scenario × test set of the primary family): it "
+            f"({row['reading']}; per seed, the level over every test set of the primary family in "
+            f"{_scenario_list(row['scenarios'])}, where the control ran): it "
             f"suggests how much of {method}'s result is its KD rather than its extra steps, and decides nothing.")
+
+
+def _scenario_list(scenarios: str) -> str:
+    names = [f"`{name}`" for name in str(scenarios).split()]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _teacher_line(test_set: str, analysis: Analysis) -> str:

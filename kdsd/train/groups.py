@@ -11,8 +11,37 @@ import os
 from pathlib import Path
 
 from kdsd.atomic import atomic_path
+from kdsd.errors import KdsdError
 
 GROUPINGS = ("seed", "scenario_seed", "student")
+
+
+def run_scenarios(students_cfg: dict) -> list[str]:
+    """The scenarios this run trains: ``students.run_scenarios``, or all of ``students.scenarios``."""
+    defined = list(students_cfg["scenarios"])
+    chosen = students_cfg.get("run_scenarios") or defined
+    unknown = [name for name in chosen if name not in defined]
+    if unknown:
+        raise KdsdError(f"students.run_scenarios: {', '.join(unknown)} not in students.scenarios "
+                        f"({', '.join(defined)})")
+    return chosen
+
+
+def run_students(students_cfg: dict) -> list[tuple[str, str, int]]:
+    """Every ``(scenario, method, seed)`` the run trains: run scenarios × methods × seeds, a method
+    listed in ``students.method_scenarios`` in its own scenarios only (e.g. a costly control
+    where it matters most)."""
+    scenarios = run_scenarios(students_cfg)
+    only = students_cfg.get("method_scenarios") or {}
+    for method, chosen in only.items():
+        if method not in students_cfg["methods"]:
+            raise KdsdError(f"students.method_scenarios: {method!r} is not in students.methods")
+        unknown = [name for name in chosen if name not in scenarios]
+        if unknown:
+            raise KdsdError(f"students.method_scenarios.{method}: {', '.join(unknown)} not among the run's "
+                            f"scenarios ({', '.join(scenarios)})")
+    return [(sc, m, int(s)) for sc in scenarios for m in students_cfg["methods"] if sc in only.get(m, scenarios)
+            for s in students_cfg["seeds"]]
 JOB_FILE = "job.json"
 
 

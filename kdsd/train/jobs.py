@@ -22,6 +22,7 @@ from kdsd.losses import SupervisedLoss
 from kdsd.models.io import load_model, save_model
 from kdsd.models.unet import UNetDAE, count_parameters
 from kdsd.train.data import PairSet
+from kdsd.train.groups import run_scenarios, run_students  # noqa: F401  (run_scenarios: callers' import)
 from kdsd.train.loop import Member, TrainSettings, fit_together, seed_everything
 
 
@@ -147,32 +148,20 @@ def _job_scenario(scenario: dict) -> dict:
     return {key: value for key, value in scenario.items() if not (key == "causal" and value is False)}
 
 
-def run_scenarios(students_cfg: dict) -> list[str]:
-    """The scenarios this run trains: ``students.run_scenarios``, or all of ``students.scenarios``."""
-    defined = list(students_cfg["scenarios"])
-    chosen = students_cfg.get("run_scenarios") or defined
-    unknown = [name for name in chosen if name not in defined]
-    if unknown:
-        raise KdsdError(f"students.run_scenarios: {', '.join(unknown)} not in students.scenarios "
-                        f"({', '.join(defined)})")
-    return chosen
-
-
 def check_students(cfg: dict) -> None:
     """Build every method × scenario of the config on an untrained teacher, before any job runs:
     unknown names, options and shape clashes (e.g. projector ``none`` across channel counts)
     stop the DAG at parse time with the config key named."""
     teacher = UNetDAE(**cfg["teacher"]["model"])
-    for method_name in cfg["students"]["methods"]:
-        for scenario_name in run_scenarios(cfg["students"]):
-            try:
-                build_method(cfg, teacher, method_name, scenario_name)
-                member_train_settings(cfg, teacher, method_name, scenario_name)
-            except KdsdError as exc:
-                message = str(exc)
-                if not message.startswith(("kd.", "students.")):
-                    message = f"kd.{method_name} (scenario {scenario_name}): {message}"
-                raise KdsdError(message) from None
+    for scenario_name, method_name in dict.fromkeys((sc, m) for sc, m, _ in run_students(cfg["students"])):
+        try:
+            build_method(cfg, teacher, method_name, scenario_name)
+            member_train_settings(cfg, teacher, method_name, scenario_name)
+        except KdsdError as exc:
+            message = str(exc)
+            if not message.startswith(("kd.", "students.")):
+                message = f"kd.{method_name} (scenario {scenario_name}): {message}"
+            raise KdsdError(message) from None
 
 
 def _fit_and_save(method, train_cfg: dict, train_manifest, valid_manifest, out_dir, seed, cfg, extra):

@@ -5,7 +5,7 @@ import shlex
 from kdsd.cluster import capped_threads, is_slurm, local_cores_claimed, threads_of_claim
 from kdsd.corpus import recorded, recorded_collections, sources
 from kdsd.metrics import METRIC_INFO, METRIC_TIERS, METRICS
-from kdsd.train.jobs import check_students, run_scenarios, student_job_config
+from kdsd.train.jobs import check_students, run_scenarios, run_students, student_job_config
 
 # A score table's columns follow kdsd's metric list; as a rule param, a change to that list
 # makes Snakemake rescore instead of mixing old and new tables.
@@ -22,6 +22,7 @@ CORPUS = f"{RESULTS}/corpus/{config['corpus']['source']}"
 TEST_SETS = config["evaluation"]["test_sets"] or sources.test_splits(config["corpus"])
 config["evaluation"]["test_sets"] = TEST_SETS  # resolved, so provenance and report name them
 SCENARIOS = run_scenarios(config["students"])
+STUDENTS = run_students(config["students"])  # (scenario, method, seed) of every student
 METHODS = config["students"]["methods"]
 # Unknown methods or variants, bad KD options and shape clashes stop the run here, before any job.
 check_students(config)
@@ -85,7 +86,7 @@ def as_json_arg(*sections):
 
 
 def student_models():
-    return [f"students/{sc}/{m}/seed{s}" for sc in SCENARIOS for m in METHODS for s in SEEDS]
+    return [f"students/{sc}/{m}/seed{s}" for sc, m, s in STUDENTS]
 
 
 PER_SEED_TEACHERS = config["teacher"]["per_seed"]

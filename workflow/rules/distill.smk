@@ -49,7 +49,7 @@ def _pending(scenario, method, seed):
 # A cluster profile that gives train_teacher GPUs gives them to the student groups as well
 # (profiles/slurm-gpu); their rule names change with the groups, so they are not named there.
 TRAINING_GPUS = workflow.resource_settings.overwrite_resources.get("train_teacher", {}).get("gpu", 0)
-PENDING = [(sc, m, s) for sc in SCENARIOS for m in METHODS for s in SEEDS if _pending(sc, m, s)]
+PENDING = [student for student in STUDENTS if _pending(*student)]
 
 for group, members in student_groups(PENDING, config["students"]["train_together"]).items():
     dirs = [student_dir(*member) for member in members]

@@ -90,7 +90,7 @@ def _scoring_pending(scenario, method, seed):
                                                                          TEST_SETS, upstream)
 
 
-SCORING_PENDING = [s for s in ((sc, m, seed) for sc in SCENARIOS for m in METHODS for seed in SEEDS)
+SCORING_PENDING = [s for s in STUDENTS
                    if _scoring_pending(*s)]
 
 for group, members in student_groups(SCORING_PENDING, config["students"]["train_together"]).items():
