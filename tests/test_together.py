@@ -221,5 +221,6 @@ def test_a_method_can_run_in_some_scenarios_only():
                                       ("b", "none_budget", 1), ("b", "none_budget", 2)]
     with pytest.raises(KdsdError, match=r"students.method_scenarios.none_budget: c not among"):
         run_students({**students, "method_scenarios": {"none_budget": ["c"]}})
-    with pytest.raises(KdsdError, match=r"students.method_scenarios: 'cosine' is not in students.methods"):
-        run_students({**students, "method_scenarios": {"cosine": ["a"]}})
+    # a preset that drops the method need not drop its entry
+    assert run_students({**students, "methods": ["none"]}) == run_students({**students, "methods": ["none"],
+                                                                           "method_scenarios": {}})
