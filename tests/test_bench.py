@@ -12,9 +12,10 @@ from kdsd.models.unet import UNetDAE, count_parameters
 def test_smoke_preset_table(capsys):
     rows = bench("smoke", method="cosine", steps=1)
     out = capsys.readouterr().out
-    assert [r["model"] for r in rows] == ["teacher", "student width_1_4 (cosine)", "side by side"]
-    *rows, side = rows
     smoke = preset_config("smoke")["students"]
+    assert [r["model"] for r in rows] == ["teacher", "student width_1_4 (cosine)", "side by side",
+                                          *(f"student {s}" for s in smoke["run_scenarios"])]
+    *rows, side, efficiency = rows
     assert side["students"] == len(smoke["methods"]) * len(smoke["run_scenarios"])
     assert side["alone"] > 0 and side["together"] > 0
     assert side["ratio"] == pytest.approx(side["together"] / side["alone"])
@@ -25,7 +26,25 @@ def test_smoke_preset_table(capsys):
         assert r["ratio"] == pytest.approx(r["loop"] / r["ceiling"])
         assert r["s_per_10h"] == pytest.approx(36_000 / r["loop"])
     assert rows[0]["params"] > rows[1]["params"]
-    assert "preset smoke, CPU" in out and out.count("\n| ") == 5  # header + two models; side by side
+    # efficiency against the GEMM peak measured on the spot: MACs per CPU second of the student's step
+    assert efficiency["params"] == rows[1]["params"] and efficiency["macs_per_step"] > 0
+    assert efficiency["macs_per_s"] == pytest.approx(efficiency["macs_per_step"] / (efficiency["cpu_ms_per_step"] / 1000))
+    assert efficiency["share_of_peak"] == pytest.approx(efficiency["macs_per_s"] / efficiency["peak_macs_per_s"])
+    assert 0 < efficiency["share_of_peak"] < 1.5 and efficiency["peak_macs_per_s"] > 1e9
+    assert "preset smoke, CPU" in out and out.count("\n| ") == 5 + 2  # + the efficiency header and scenario
+
+
+def test_step_macs_count_forward_and_backward_convolutions():
+    """A step's multiply-adds: the backward pass of a convolution costs twice its forward (input and
+    weight gradients), the first layer's input gradient aside."""
+    from kdsd.bench import step_macs
+    from kdsd.distill import get_method
+    from kdsd.losses import SupervisedLoss
+    from kdsd.metrics.cost import count_macs
+
+    method = get_method("none")(UNetDAE(width=2, depth=2), None, SupervisedLoss())
+    forward = 2 * count_macs(method.student, seconds=0.5)  # a batch of two half-second crops
+    assert 2.5 * forward < step_macs(method, 2, 8000) < 3.0 * forward
 
 
 def test_smallest_student_has_the_fewest_parameters():

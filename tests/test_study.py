@@ -161,7 +161,7 @@ def test_the_sweep_tunes_on_seeds_of_its_own_with_four_candidates_for_every_meth
     the candidates."""
     from collections import Counter
 
-    from kdsd.distill.variants import base_method
+    from kdsd.distill.variants import base_method, resolve, train_options
 
     preset = yaml.safe_load((REPO / "workflow" / "presets" / "kd_sweep.yaml").read_text())
     config = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -170,7 +170,11 @@ def test_the_sweep_tunes_on_seeds_of_its_own_with_four_candidates_for_every_meth
     candidates = Counter(base_method(kd, name) for name in preset["students"]["methods"])
     primary = [config["analysis"]["primary"]["method"], *config["analysis"]["primary"]["baselines"]]
     assert candidates == {method: 4 for method in primary}
-    assert set(primary) <= set(preset["students"]["methods"])
+    # config.yaml's choices are among the candidates: none's learning rate, the KD options
+    options = [{**resolve(kd, name)[1], **train_options(kd, name)} for name in preset["students"]["methods"]]
+    for method in primary:
+        chosen = {**resolve(config["kd"], method)[1], **train_options(config["kd"], method)}
+        assert any(chosen.items() <= option.items() for option in options), method
 
 
 def test_ablation_preset_runs_its_variants_on_one_scenario(tmp_path, env_with_venv):

@@ -224,3 +224,22 @@ def test_a_method_can_run_in_some_scenarios_only():
     # a preset that drops the method need not drop its entry
     assert run_students({**students, "methods": ["none"]}) == run_students({**students, "methods": ["none"],
                                                                            "method_scenarios": {}})
+
+
+def test_a_variant_trains_with_its_own_train_block_over_its_bases():
+    """kd.<name>.train: `none`'s tuned learning rate carries over to its budget control, which adds
+    sp2step's epoch count; a typo names the key."""
+    from kdsd.distill.variants import related_methods, train_options
+    from kdsd.errors import KdsdError
+    from kdsd.train.jobs import member_train_settings
+
+    kd = {"none": {"train": {"lr": 0.008}}, "sp2step": {"step1_fraction": 0.5, "step2_epochs": "all"},
+          "none_budget": {"method": "none", "train": {"epochs_of": "sp2step"}}}
+    assert train_options(kd, "none_budget") == {"lr": 0.008, "epochs_of": "sp2step"}
+    assert related_methods(kd, "none_budget") == {"none_budget", "none", "sp2step"}
+    cfg = {**CFG, "kd": kd}
+    from kdsd.models.unet import UNetDAE
+    settings = member_train_settings(cfg, UNetDAE(width=4, depth=2), "none_budget", "half")
+    assert (settings["lr"], settings["epochs"]) == (0.008, 3 + 2)  # sp2step: 2 KD epochs, then 3
+    with pytest.raises(KdsdError, match=r"kd\.none\.train: unknown option 'rate'"):
+        train_options({"none": {"train": {"rate": 1}}}, "none")

@@ -82,7 +82,9 @@ def _resolve_entry(kd_cfg: dict, name: str) -> tuple[str, dict]:
     if base not in method_names():
         raise KdsdError(f"kd.{name}.method: {base!r} is not a registered KD method; "
                         f"valid: {', '.join(method_names())}")
-    return base, {**(kd_cfg.get(base) or {}), **entry}
+    base_entry = kd_cfg.get(base) or {}
+    train = {**(base_entry.get("train") or {}), **(entry.get("train") or {})}  # a variant keeps its base's lr
+    return base, {**base_entry, **entry, **({"train": train} if train else {})}
 
 
 def _unknown(kd_cfg: dict, name: str):

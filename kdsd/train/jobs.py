@@ -153,7 +153,7 @@ def check_students(cfg: dict) -> None:
     unknown names, options and shape clashes (e.g. projector ``none`` across channel counts)
     stop the DAG at parse time with the config key named."""
     teacher = UNetDAE(**cfg["teacher"]["model"])
-    for scenario_name, method_name in dict.fromkeys((sc, m) for sc, m, _ in run_students(cfg["students"])):
+    for scenario_name, method_name, _ in run_students({**cfg["students"], "seeds": [0]}):
         try:
             build_method(cfg, teacher, method_name, scenario_name)
             member_train_settings(cfg, teacher, method_name, scenario_name)
