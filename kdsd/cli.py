@@ -340,8 +340,9 @@ DETAILS = {
         "The graph is the network between STFT and iSTFT: input `magnitude` (1, 257, frames), output "
         "`mask` of the same shape; the framing (n_fft, hop, causal) is in its metadata, and the STFT "
         "and iSTFT stay outside (numpy; docs/deployment.md has a 10-line runner needing only numpy, "
-        "onnxruntime and soundfile). A causal model (scenario option `causal: true`; "
-        "workflow/presets/causal.yaml trains some) also gets its one-frame streaming graph, "
+        "onnxruntime and soundfile). A causal model (scenario option `causal: true`; `snakemake "
+        "--cores 2 --configfile workflow/presets/causal.yaml` trains some, after `make reproduce`) "
+        "also gets its one-frame streaming graph, "
         "NAME.stream.onnx, beside --out. The export is checked against PyTorch on 1 s of noise. "
         "A run's students already have model.onnx (and model.stream.onnx) beside their model.pt."),
     "bench": (
