@@ -5,6 +5,9 @@
 #                    smoke DAG locally and through SLURM; the SLURM tests say why when skipped)
 #   make lock        re-resolve requirements.lock (the whole tree, hashed) from pyproject.toml's pins,
 #                    and write environment.yml from it
+#   make readme-results NOTE='machine, command, wall time'   snapshot a finished run's tables into
+#                    docs/results/default and rewrite the README's results block from them
+#   make cli-docs    write docs/cli.md from the parser (tests/test_docs.py checks both)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -19,7 +22,8 @@ UV_VERSION := 0.13.9
 UV_DIR := .uv
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install lock reproduce report test test-fast dag-smoke slurm-up bench clean-results
+.PHONY: install lock reproduce report test test-fast dag-smoke slurm-up bench clean-results \
+        readme-results cli-docs
 
 install: $(STAMP)
 
@@ -56,6 +60,15 @@ test-fast: $(STAMP)
 
 dag-smoke: $(STAMP)
 	snakemake --cores 2 --configfile workflow/presets/smoke.yaml
+
+# The run the README quotes (docs/reproducibility.md): RESULTS is a finished run's folder, NOTE
+# names its machine, command and wall time (the snapshot's README records it with date and commit).
+RESULTS ?= results
+readme-results: $(STAMP)
+	kdsd readme-results $(RESULTS) --snapshot docs/results/default --readme README.md --note "$(NOTE)"
+
+cli-docs: $(STAMP)
+	kdsd cli-docs --out docs/cli.md
 
 clean-results:
 	rm -rf results/corpus results/models results/scores results/tables results/plots \

@@ -6,7 +6,7 @@ squared activations, L2-normalised over (frequency, time); the loss is the MSE b
 and teacher maps, summed over the pairs of levels. The maps do not depend on channel counts;
 when the depths differ, the student's map is area-averaged onto the teacher's frequency rows.
 
-Use it without touching kdsd (README "Add your own KD method")::
+Use it without touching kdsd (docs/kd-methods.md#add-your-own-kd-method)::
 
     students:
       method_files: [examples/attention_transfer.py]

@@ -93,11 +93,31 @@ def native_transposed_convolutions(model: nn.Module):
         torch.backends.mkldnn.enabled = enabled
 
 
-@torch.no_grad()
-def enhance_blocks(model: nn.Module, read: Callable[[int, int], np.ndarray], length: int,
-                   chunk: int) -> Iterator[np.ndarray]:
-    """Consecutive pieces of the estimate of a ``length``-sample input; ``read(a, b)`` returns
-    input samples ``a..b-1``. Pieces are at most ``chunk`` samples (rounded to the hop)."""
+class OnnxModel:
+    """An exported offline graph (``model.onnx``) in a model's place for files and folders: the
+    numpy STFT, the mask network under onnxruntime, the numpy iSTFT
+    (:class:`kdsd.models.export.OnnxDenoiser`), chunked like the PyTorch model."""
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        import json
+
+        from kdsd.models.export import OnnxDenoiser
+        from kdsd.models.io import build_model
+
+        self.denoiser = OnnxDenoiser(path, threads)
+        if [i.name for i in self.denoiser.session.get_inputs()] != ["magnitude"]:
+            raise KdsdError(f"{path}: a streaming graph (history inputs); run it with --stream, or "
+                            "give the offline graph, model.onnx")
+        self.n_fft, self.hop = self.denoiser.signal["n_fft"], self.denoiser.signal["hop"]
+        args = json.loads(self.denoiser.session.get_modelmeta().custom_metadata_map["model_args"])
+        # an untrained twin of the exported network: its layers give the receptive field in time
+        self.context = context_samples(build_model("UNetDAE", args))
+
+
+def _block_runner(model) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """A function from input samples to their estimate, and the context it needs either side."""
+    if isinstance(model, OnnxModel):
+        return model.denoiser, model.context
     model.eval()
     device = model_device(model)
 
@@ -105,8 +125,16 @@ def enhance_blocks(model: nn.Module, read: Callable[[int, int], np.ndarray], len
         noisy = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))[None].to(device)
         with native_transposed_convolutions(model):
             return model(noisy)[0].float().cpu().numpy()
+    return run, context_samples(model)
 
-    context, hop = context_samples(model), model.hop
+
+@torch.no_grad()
+def enhance_blocks(model: nn.Module | OnnxModel, read: Callable[[int, int], np.ndarray], length: int,
+                   chunk: int) -> Iterator[np.ndarray]:
+    """Consecutive pieces of the estimate of a ``length``-sample input; ``read(a, b)`` returns
+    input samples ``a..b-1``. Pieces are at most ``chunk`` samples (rounded to the hop)."""
+    run, context = _block_runner(model)
+    hop = model.hop
     chunk = max(hop, int(chunk) // hop * hop)
     if length <= chunk + 2 * context:
         yield run(read(0, length))

@@ -72,8 +72,8 @@ def test_unknown_preset_is_one_line_naming_it(capsys):
 
 
 def test_presets_have_the_seeds_the_power_table_asks_for():
-    """README "Statistics": 6 seeds resolve 0.3 dB against `none` at the default run's seed SD,
-    about 10 against `sp2step`; the paper presets, with more to hold, take 10."""
+    """docs/statistics.md#power: 6 seeds resolve 0.3 dB against `none` at the default run's seed SD,
+    10-11 against `sp2step`; the paper presets, with more to hold, take 10."""
     assert len(preset_config("default")["students"]["seeds"]) >= 6
     for preset in ("paper", "paper_voicebank"):
         config = preset_config(preset)

@@ -304,12 +304,12 @@ def test_reference_latencies_are_documented(tmp_path):
     assert REFERENCE_LATENCY["rnnoise"][0] == 30.0 and REFERENCE_LATENCY["deepfilternet3"][0] == 40.0
 
 
-# --- the README's deployment snippet ---------------------------------------------------------
+# --- the deployment snippet of docs/deployment.md ----------------------------------------------
 
 def readme_snippet() -> str:
     from conftest import REPO
 
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "deployment.md").read_text()
     block = text.split("<!-- deploy-snippet -->\n```python\n", 1)[1]
     return block.split("```", 1)[0]
 

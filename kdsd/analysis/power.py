@@ -79,7 +79,7 @@ def format_seed_count(n: float) -> str:
 def power_table(sd_seeds: dict[str, float], seed_counts, alpha: float, target_power: float,
                 target_effect: float) -> list[dict]:
     """Per label and seed count: the 95 % half-width, the MDE at ``alpha`` and the power for
-    ``target_effect``; for the README's table (`kdsd power`)."""
+    ``target_effect``; for docs/statistics.md#power (`kdsd power`)."""
     rows = []
     for label, sd in sd_seeds.items():
         for n in seed_counts:

@@ -82,7 +82,7 @@ def trend_test_rates(n_studies: int, seed: int = 0, alpha: float = 0.05, **study
 def print_power_report(sd_seeds: dict[str, float], seed_counts, *, alpha: float = 0.05, family_size: int = 4,
                        target_power: float = 0.8, target_effect: float = 0.3, trend_studies: int = 0,
                        seed: int = 0, measured_on: int = 6) -> None:
-    """The README's power table (level tests at α/family_size, Holm's first step), the seeds the
+    """The power table of docs/statistics.md#power (level tests at α/family_size, Holm's first step), the seeds the
     target needs for each SD as a point and over the SD's 80 % interval (were it measured on
     ``measured_on`` seeds), and, with ``trend_studies``, the simulated size and power of the two
     trend tests."""
