@@ -707,7 +707,7 @@ def limit_blas_threads(threads: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    limit_blas_threads(args.threads)
+    limit_blas_threads(getattr(args, "threads", 1))  # export and the docs commands take none
     try:
         args.func(args)
     except KdsdError as exc:

@@ -19,12 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from kdsd.analysis.summary import primary_sentence
 from kdsd.atomic import write_csv, write_text
 from kdsd.errors import KdsdError
 
 RESULTS_BEGIN = "<!-- readme-results: begin (written by `kdsd readme-results`; do not edit) -->"
 RESULTS_END = "<!-- readme-results: end -->"
 SUMMARY_CSV, PRIMARY_CSV, CLAIM_CSV = "tables/summary.csv", "tables/primary.csv", "tables/claim.csv"
+TRANSFER_CSV = "tables/transfer.csv"  # the transfer question on recorded speech, where the run has one
 FIGURE = "plots/claim.png"
 FIGURE_ALT = "Retained fraction of the teacher's ΔSI-SDR against compression, per method"
 RUN_RECORD = "run.json"
@@ -88,10 +90,10 @@ def gain_table(summary: pd.DataFrame, test_set: str) -> str:
 
 def verdict_lines(primary: pd.DataFrame, claim: pd.DataFrame) -> str:
     """The four primary tests and the claim, in summary.md's own words."""
-    from kdsd.analysis.summary import claim_words, primary_sentence
+    from kdsd.analysis.summary import claim_words
 
     lines = [f"- {primary_sentence(row)}." for _, row in primary.iterrows()]
-    claims = "; ".join(f"against `{r['baseline']}` {claim_words(r['claim'])}" for _, r in claim.iterrows())
+    claims = "; ".join(f"against `{r['baseline']}` {claim_words(r)}" for _, r in claim.iterrows())
     return "\n".join(lines + [f"- The claim (a lead that grows with compression): {claims or 'not testable'}."])
 
 
@@ -113,6 +115,12 @@ def results_markdown(results_dir: str | os.PathLike, test_set: str = "test_match
              "[docs/statistics.md](docs/statistics.md)):",
              "",
              verdict_lines(read_table(root, PRIMARY_CSV), read_table(root, CLAIM_CSV))]
+    transfer = read_table(root, TRANSFER_CSV) if (root / TRANSFER_CSV).is_file() else pd.DataFrame()
+    if not transfer.empty:
+        sets = ", ".join(f"`{t}`" for t in dict.fromkeys(" ".join(transfer["test_sets"].astype(str)).split()))
+        parts += ["", f"The pre-registered transfer question: does the level verdict hold on recorded speech "
+                      f"({sets} alone; Holm over its own tests)?", "",
+                  "\n".join(f"- {primary_sentence(row)}." for _, row in transfer.iterrows())]
     if figure.is_file():
         parts += ["", f"![{FIGURE_ALT}]({where}/{FIGURE})"]
     return "\n".join(parts + [RESULTS_END]) + "\n"
@@ -152,8 +160,9 @@ def write_snapshot(results_dir: str | os.PathLike, snapshot_dir: str | os.PathLi
         raise KdsdError("--note: say which machine and command made the run (and its wall time)")
     summary = read_table(source, SUMMARY_CSV)
     write_csv(summary[[c for c in SNAPSHOT_SUMMARY_COLUMNS if c in summary.columns]], target / SUMMARY_CSV)
-    for name in (PRIMARY_CSV, CLAIM_CSV):
-        write_csv(read_table(source, name), target / name)
+    for name in (PRIMARY_CSV, CLAIM_CSV, TRANSFER_CSV):
+        if name != TRANSFER_CSV or (source / name).is_file():
+            write_csv(read_table(source, name), target / name)
     if (source / FIGURE).is_file():
         (target / FIGURE).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / FIGURE, target / FIGURE)
@@ -170,7 +179,7 @@ def snapshot_readme(record: dict) -> str:
             f"- Commit: {record['commit']}\n"
             f"- Machine and command: {record['note']}\n\n"
             f"Files: `{SUMMARY_CSV}` (the columns the README's table reads), `{PRIMARY_CSV}`, "
-            f"`{CLAIM_CSV}`, `{FIGURE}`, copied from the run's `results/` by `make readme-results` "
+            f"`{CLAIM_CSV}`, `{TRANSFER_CSV}` (if the run has it), `{FIGURE}`, copied from the run's `results/` by `make readme-results` "
             f"(`kdsd readme-results results --snapshot docs/results/default --readme README.md "
             f"--note ...`), which also rewrote the README's results block from them.\n")
 

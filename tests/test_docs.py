@@ -72,13 +72,16 @@ def _known_run(root: Path) -> Path:
         tables / "summary.csv", index=False)
     primary = {"baseline": ["none", "none"], "test": ["level", "trend"], "unit": ["dB", "fraction per doubling"],
                "n_seeds": [6, 6], "estimate": [0.17, 0.001], "sd_seed": [0.09, 0.01], "p": [0.005, 0.8],
-               "p_holm": [0.019, 0.8], "ci_level": [0.9875, 0.9833333], "ci_low": [0.04, -0.0081],
-               "ci_high": [0.30, 0.0074], "verdict": ["better", "equivalent"], "status": ["ok", "ok"],
-               "margin": [0.2, 0.01]}
+               "p_signflip": [0.03125, 0.8], "p_signflip_floor": [0.03125, 0.03125], "p_holm": [0.019, 0.8],
+               "decision_level": [0.9875, 0.9833333], "decision_low": [0.04, -0.0081],
+               "decision_high": [0.30, 0.0074], "tost_level": [0.975, 0.975], "tost_low": [0.06, -0.0070],
+               "tost_high": [0.28, 0.0065], "p_tost": [0.2, 0.001], "verdict": ["better", "equivalent"],
+               "status": ["ok", "ok"], "margin": [0.2, 0.008], "per_seed": ["+0.1 +0.2 +0.1 +0.2 +0.2 +0.2"] * 2}
     pd.DataFrame(primary).to_csv(tables / "primary.csv", index=False)
     pd.DataFrame({"baseline": ["none"], "trend_verdict": ["equivalent"], "most_compressed": ["w_1_8"],
-                  "lead_db": [1.25], "lead_n_seeds": [5], "lead_ci95_low": [0.5], "lead_ci95_high": [2.0],
-                  "claim": ["no trend (equivalent)"]}).to_csv(tables / "claim.csv", index=False)
+                  "lead_db": [1.25], "lead_n_seeds": [5], "lead_level": [0.975], "lead_low": [0.5],
+                  "lead_high": [2.0], "trend_margin": [0.008],
+                  "claim": ["trend within the margin"]}).to_csv(tables / "claim.csv", index=False)
     (root / "summary.md").write_text("## Provenance\n\n- python: 3.11\n- git_commit: " + "ab12" * 10 + "\n")
     return root
 
@@ -92,13 +95,26 @@ def test_results_block_on_known_tables(tmp_path):
     assert "| student | parameters (compression) | `none` | `cosine` |" in lines
     assert "| w_1_2 | 16,000 (4×) | +6.00 ± 0.12 | +6.50 ± 0.05 |" in lines  # least compressed first
     assert "| w_1_8 | 1,000 (64×) | +4.00 ± 0.40 | +5.25 ± 0.30 |" in lines
-    assert ("- level against `none`: **cosine better**, +0.17 dB, 98.75 % CI [+0.04, +0.30] dB, "
-            "Holm p = 0.019.") in lines
-    assert any(line.startswith("- trend against `none`: **equivalent** within ±1.00 pp per doubling")
+    assert ("- level against `none`: **cosine better**, +0.17 dB, 98.75 % decision interval [+0.04, +0.30] dB, "
+            "Holm p = 0.019; t-test p = 0.005, exact sign-flip p = 0.031, which with 6 seeds cannot go below "
+            "0.031, above this test's Holm level 0.0125.") in lines
+    assert any(line.startswith("- trend against `none`: **within ±0.80 pp per doubling**: the whole 97.5 % "
+                               "TOST interval [-0.70, +0.65] pp per doubling lies inside the margin")
                for line in lines)
-    assert ("- The claim (a lead that grows with compression): against `none` not supported: no trend "
-            "(equivalent within the margin).") in lines
+    assert ("- The claim (a lead that grows with compression): against `none` not supported: the trend lies "
+            "within ±0.80 pp per doubling.") in lines
     assert "![" not in block  # no figure in this run
+    assert "transfer question" not in block  # this run has none
+    level = pd.read_csv(tmp_path / "run" / "tables" / "primary.csv").iloc[:1].assign(test_sets="test_recorded")
+    level.to_csv(tmp_path / "run" / "tables" / "transfer.csv", index=False)
+    transfer = results_markdown(tmp_path / "run").splitlines()
+    assert ("The pre-registered transfer question: does the level verdict hold on recorded speech "
+            "(`test_recorded` alone; Holm over its own tests)?") in transfer
+    assert transfer[-2] == lines[lines.index("- level against `none`: **cosine better**, +0.17 dB, 98.75 % decision "
+                                             "interval [+0.04, +0.30] dB, Holm p = 0.019; t-test p = 0.005, exact "
+                                             "sign-flip p = 0.031, which with 6 seeds cannot go below 0.031, above "
+                                             "this test's Holm level 0.0125.")]
+    (tmp_path / "run" / "tables" / "transfer.csv").unlink()
     other = results_markdown(tmp_path / "run", test_set="test_noise")
     assert "| w_1_8 | 1,000 (64×) | +3.00 ± 0.40 | +4.25 ± 0.30 |" in other.splitlines()
     with pytest.raises(KdsdError, match="--test-set test_speaker: not in this run's summary.csv "
@@ -278,7 +294,7 @@ def test_required_options_say_so_in_the_help():
             if action.required and action.option_strings:
                 assert action.help.endswith("(required)") or action.help == "required", (name, action.dest)
                 marked.append((name, action.option_strings[0]))
-    assert ("export", "--out") in marked and ("distill", "--seed") in marked
+    assert ("export", "--out") in marked and ("distill", "--students-json") in marked
     help_text = _commands()["enhance"].format_help()
     assert "(--model FILE | --onnx FILE)" in help_text and "one of the two is required" in help_text
 
