@@ -97,6 +97,17 @@ def verdict_lines(primary: pd.DataFrame, claim: pd.DataFrame) -> str:
     return "\n".join(lines + [f"- The claim (a lead that grows with compression): {claims or 'not testable'}."])
 
 
+def pairing_line(primary: pd.DataFrame) -> str:
+    """How well the seeds pair per baseline (the level rows' correlation of seed-level gains and the
+    seed SD of the difference), or "" for a run whose primary.csv has no pairing figures."""
+    if "gain_correlation" not in primary.columns:
+        return ""
+    level = primary[(primary["test"] == "level") & primary["gain_correlation"].notna()]
+    parts = [f"r = {row['gain_correlation']:+.2f} with `{row['baseline']}` (seed SD of the difference "
+             f"{row['sd_seed']:.2f} dB)" for _, row in level.iterrows()]
+    return ("- Pairing: the seeds' level gains correlate " + ", ".join(parts) + "." if parts else "")
+
+
 def results_markdown(results_dir: str | os.PathLike, test_set: str = "test_matched") -> str:
     """The README's results block, from a run's tables (paths in it relative to the repository)."""
     root = Path(results_dir)
@@ -114,7 +125,9 @@ def results_markdown(results_dir: str | os.PathLike, test_set: str = "test_match
              "The pre-registered primary tests (seed as the unit, Holm over the four; "
              "[docs/statistics.md](docs/statistics.md)):",
              "",
-             verdict_lines(read_table(root, PRIMARY_CSV), read_table(root, CLAIM_CSV))]
+             verdict_lines(primary := read_table(root, PRIMARY_CSV), read_table(root, CLAIM_CSV))]
+    if pairing := pairing_line(primary):
+        parts.append(pairing)
     transfer = read_table(root, TRANSFER_CSV) if (root / TRANSFER_CSV).is_file() else pd.DataFrame()
     if not transfer.empty:
         sets = ", ".join(f"`{t}`" for t in dict.fromkeys(" ".join(transfer["test_sets"].astype(str)).split()))

@@ -76,7 +76,8 @@ def _known_run(root: Path) -> Path:
                "decision_level": [0.9875, 0.9833333], "decision_low": [0.04, -0.0081],
                "decision_high": [0.30, 0.0074], "tost_level": [0.975, 0.975], "tost_low": [0.06, -0.0070],
                "tost_high": [0.28, 0.0065], "p_tost": [0.2, 0.001], "verdict": ["better", "equivalent"],
-               "status": ["ok", "ok"], "margin": [0.2, 0.008], "per_seed": ["+0.1 +0.2 +0.1 +0.2 +0.2 +0.2"] * 2}
+               "status": ["ok", "ok"], "margin": [0.2, 0.008], "per_seed": ["+0.1 +0.2 +0.1 +0.2 +0.2 +0.2"] * 2,
+               "gain_correlation": [0.934, None]}
     pd.DataFrame(primary).to_csv(tables / "primary.csv", index=False)
     pd.DataFrame({"baseline": ["none"], "trend_verdict": ["equivalent"], "most_compressed": ["w_1_8"],
                   "lead_db": [1.25], "lead_n_seeds": [5], "lead_level": [0.975], "lead_low": [0.5],
@@ -103,6 +104,8 @@ def test_results_block_on_known_tables(tmp_path):
                for line in lines)
     assert ("- The claim (a lead that grows with compression): against `none` not supported: the trend lies "
             "within ±0.80 pp per doubling.") in lines
+    assert "- Pairing: the seeds' level gains correlate r = +0.93 with `none` (seed SD of the difference 0.09 dB)." \
+        in lines
     assert "![" not in block  # no figure in this run
     assert "transfer question" not in block  # this run has none
     level = pd.read_csv(tmp_path / "run" / "tables" / "primary.csv").iloc[:1].assign(test_sets="test_recorded")
