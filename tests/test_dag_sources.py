@@ -15,8 +15,10 @@ from kdsd.corpus.synthetic import build_split
 from smoke_runs import REPO, recorded_test_sets, snakemake
 
 pytestmark = pytest.mark.dag
-# One student and one cheap reference keep these runs short; the full grid is test_dag.py's job.
-SMALL = {"students": {"methods": ["cosine"], "seeds": [1]},
+# One student and one cheap reference keep these runs short; the full grid and the compiled
+# training steps are test_dag.py's job (its smoke run compiles both), so these train eagerly.
+SMALL = {"teacher": {"train": {"compile": False}},
+         "students": {"methods": ["cosine"], "seeds": [1], "train": {"compile": False}},
          "evaluation": {"references": ["spectral_gating"]}}
 
 
