@@ -105,7 +105,7 @@ def pairing_line(primary: pd.DataFrame) -> str:
     level = primary[(primary["test"] == "level") & primary["gain_correlation"].notna()]
     parts = [f"r = {row['gain_correlation']:+.2f} with `{row['baseline']}` (seed SD of the difference "
              f"{row['sd_seed']:.2f} dB)" for _, row in level.iterrows()]
-    return ("- Pairing: the seeds' level gains correlate " + ", ".join(parts) + "." if parts else "")
+    return "- Pairing: the seeds' level gains correlate " + ", ".join(parts) + "." if parts else ""
 
 
 def results_markdown(results_dir: str | os.PathLike, test_set: str = "test_matched") -> str:
@@ -117,15 +117,16 @@ def results_markdown(results_dir: str | os.PathLike, test_set: str = "test_match
            f"machine and command; a run's `summary.md` has every table)." if record
            else f"From the run in `{where}/`.")
     figure = root / FIGURE
+    summary, primary = read_table(root, SUMMARY_CSV), read_table(root, PRIMARY_CSV)  # the missing one named first
     parts = [RESULTS_BEGIN,
              run,
              "",
-             gain_table(read_table(root, SUMMARY_CSV), test_set),
+             gain_table(summary, test_set),
              "",
              "The pre-registered primary tests (seed as the unit, Holm over the four; "
              "[docs/statistics.md](docs/statistics.md)):",
              "",
-             verdict_lines(primary := read_table(root, PRIMARY_CSV), read_table(root, CLAIM_CSV))]
+             verdict_lines(primary, read_table(root, CLAIM_CSV))]
     if pairing := pairing_line(primary):
         parts.append(pairing)
     transfer = read_table(root, TRANSFER_CSV) if (root / TRANSFER_CSV).is_file() else pd.DataFrame()
