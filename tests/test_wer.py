@@ -52,13 +52,12 @@ def test_decoder_is_loaded_once_per_process(clean):
     assert asr._get_decoder() is first
 
 
-def test_a_transcript_does_not_depend_on_what_the_process_decoded_before(monkeypatch):
+def test_a_transcript_does_not_depend_on_what_the_process_decoded_before(monkeypatch, clean):
     # Three noisy sentences decoded fresh, then after the others in both orders: a scoring
     # group decodes many models' outputs in one process, and its WER must equal scoring alone.
-    texts = [TEXT, "The quiet farmer painted seven green boats.",
-             "A tired nurse opened the heavy window slowly."]
-    clips = [_at_snr(synthesize(Voice("piper", "en_US-joe-medium"), t), 5.0, seed)
-             for seed, t in enumerate(texts)]
+    others = ["The quiet farmer painted seven green boats.", "A tired nurse opened the heavy window slowly."]
+    speech = [clean] + [synthesize(Voice("piper", "en_US-joe-medium"), t) for t in others]
+    clips = [_at_snr(wave, 5.0, seed) for seed, wave in enumerate(speech)]
     alone = []
     for clip in clips:
         monkeypatch.setattr(asr, "_decoder", None)

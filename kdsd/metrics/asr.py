@@ -57,9 +57,9 @@ def transcribe(wave: np.ndarray) -> str:
     """The recogniser's words for a 16 kHz float mono clip ('' when it hears none)."""
     pcm = (np.clip(np.asarray(wave, np.float64), -1.0, 1.0) * 32767).astype("<i2").tobytes()
     decoder = _get_decoder()
-    # The feature front end carries its cepstral mean over from the last utterance whatever
-    # `cmn` says, so a clip's words would depend on what this process decoded before it (a
-    # scoring group's other models); resetting it makes each transcript a function of its audio.
+    # The feature front end keeps state from the last utterance (cmn="none", set_cmn and
+    # remove_noise=False did not clear it; reinit_feat does), so a clip's words would depend on
+    # what this process decoded before it (a scoring group's other models).
     decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(pcm, no_search=False, full_utt=True)
