@@ -75,8 +75,8 @@ def gain_table(summary: pd.DataFrame, test_set: str) -> str:
     seeds = sorted(set(students["n_seeds"].astype(int)))
     seed_text = "/".join(map(str, seeds)) + (" seed" if seeds == [1] else " seeds")
     lines = [f"ΔSI-SDR on `{test_set}`, dB, mean ± SD over {seed_text}"
-             + (f"; the teacher ({int(teacher['params'].iloc[0]):,} parameters, one run) gains "
-                f"**{teacher['si_sdr_i_mean'].iloc[0]:+.2f} dB**:" if len(teacher) else ":"),
+             + (f"; {_teacher_words(teacher.iloc[0])} **{teacher['si_sdr_i_mean'].iloc[0]:+.2f} dB**:"
+                if len(teacher) else ":"),
              "",
              "| student | parameters (compression) | " + " | ".join(f"`{m}`" for m in methods) + " |",
              "|---|---:|" + "---:|" * len(methods)]
@@ -86,6 +86,14 @@ def gain_table(summary: pd.DataFrame, test_set: str) -> str:
                  for m in methods]
         lines.append(f"| {first['scenario']} | {_compression(first)} | " + " | ".join(gains) + " |")
     return "\n".join(lines)
+
+
+def _teacher_words(teacher: pd.Series) -> str:
+    """One teacher run, or (``teacher.per_seed``) a teacher per student seed, whose mean gain is quoted."""
+    runs = int(teacher["n_seeds"]) if pd.notna(teacher.get("n_seeds")) else 1
+    params = f"{int(teacher['params']):,} parameters"
+    return (f"the teacher ({params}, one run) gains" if runs == 1
+            else f"the teachers ({params}, one run per seed) gain on average")
 
 
 def verdict_lines(primary: pd.DataFrame, claim: pd.DataFrame) -> str:
@@ -113,7 +121,7 @@ def results_markdown(results_dir: str | os.PathLike, test_set: str = "test_match
     root = Path(results_dir)
     record = run_record(root)
     where = root.as_posix().rstrip("/")
-    run = (f"From the default run of {record['date']} ([{where}/]({where}/README.md) names its commit, "
+    run = (f"From the {root.name} run of {record['date']} ([{where}/]({where}/README.md) names its commit, "
            f"machine and command; a run's `summary.md` has every table)." if record
            else f"From the run in `{where}/`.")
     figure = root / FIGURE
@@ -183,19 +191,19 @@ def write_snapshot(results_dir: str | os.PathLike, snapshot_dir: str | os.PathLi
     finished = dt.datetime.fromtimestamp((source / SUMMARY_CSV).stat().st_mtime, dt.timezone.utc)
     record = {"date": finished.date().isoformat(), "commit": provenance_commit(source), "note": note.strip()}
     write_text(target / RUN_RECORD, json.dumps(record, indent=2) + "\n")
-    write_text(target / "README.md", snapshot_readme(record))
+    write_text(target / "README.md", snapshot_readme(record, target))
     return target
 
 
-def snapshot_readme(record: dict) -> str:
+def snapshot_readme(record: dict, snapshot_dir: Path) -> str:
     return (f"# The run the README quotes\n\n"
             f"- Finished: {record['date']} (UTC; the report step's time)\n"
             f"- Commit: {record['commit']}\n"
             f"- Machine and command: {record['note']}\n\n"
             f"Files: `{SUMMARY_CSV}` (the columns the README's table reads), `{PRIMARY_CSV}`, "
             f"`{CLAIM_CSV}`, `{TRANSFER_CSV}` (if the run has it), `{FIGURE}`, copied from the run's `results/` by `make readme-results` "
-            f"(`kdsd readme-results results --snapshot docs/results/default --readme README.md "
-            f"--note ...`), which also rewrote the README's results block from them.\n")
+            f"(`kdsd readme-results results --snapshot {snapshot_dir.as_posix()} --note ...`; with "
+            f"`--readme README.md` it also rewrites the README's results block from them).\n")
 
 
 @contextlib.contextmanager

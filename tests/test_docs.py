@@ -127,6 +127,21 @@ def test_results_block_on_known_tables(tmp_path):
         results_markdown(tmp_path / "nowhere")
 
 
+def test_block_of_a_per_seed_teacher_run_says_teachers_and_names_its_snapshot(tmp_path, monkeypatch):
+    run = _known_run(tmp_path / "results")
+    summary = pd.read_csv(run / "tables" / "summary.csv")
+    summary.loc[summary["kind"] == "teacher", "n_seeds"] = 6  # teacher.per_seed: a teacher per student seed
+    summary.to_csv(run / "tables" / "summary.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    write_snapshot("results", "docs/results/teachers", "2 cores, the teachers preset, 150 min")
+    block = results_markdown("docs/results/teachers").splitlines()
+    assert block[1].startswith("From the teachers run of 20")
+    assert ("ΔSI-SDR on `test_matched`, dB, mean ± SD over 5/6 seeds; the teachers (64,000 parameters, one "
+            "run per seed) gain on average **+7.68 dB**:") in block
+    page = Path("docs/results/teachers/README.md").read_text()
+    assert "--snapshot docs/results/teachers" in page and "--snapshot docs/results/default" not in page
+
+
 def test_snapshot_copies_what_the_block_reads_and_the_block_quotes_it(tmp_path, monkeypatch):
     run = _known_run(tmp_path / "results")
     (run / "plots").mkdir()
