@@ -201,9 +201,10 @@ def snapshot_readme(record: dict, snapshot_dir: Path) -> str:
             f"- Commit: {record['commit']}\n"
             f"- Machine and command: {record['note']}\n\n"
             f"Files: `{SUMMARY_CSV}` (the columns the README's table reads), `{PRIMARY_CSV}`, "
-            f"`{CLAIM_CSV}`, `{TRANSFER_CSV}` (if the run has it), `{FIGURE}`, copied from the run's `results/` by `make readme-results` "
-            f"(`kdsd readme-results results --snapshot {snapshot_dir.as_posix()} --note ...`; with "
-            f"`--readme README.md` it also rewrites the README's results block from them).\n")
+            f"`{CLAIM_CSV}`, `{TRANSFER_CSV}` (if the run has it), `{FIGURE}`, copied from the run's `results/` by "
+            f"`kdsd readme-results results --snapshot {snapshot_dir.as_posix()} --note ...` (with "
+            f"`--readme README.md` it also rewrites the README's results block from them; "
+            f"`make readme-results` does both for docs/results/default).\n")
 
 
 @contextlib.contextmanager
