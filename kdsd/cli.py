@@ -314,7 +314,7 @@ def add_test_set_paths(parser, input_scores: bool = True, per_model: bool = Fals
     parser.add_argument("--out", nargs="+", required=True, help="one score CSV per manifest, in order")
     parser.add_argument("--metric-tier", choices=list(METRIC_TIERS), nargs="+", default=["all"],
                         help="one for every test set, or one per --manifest: all metrics; base: the "
-                             "switchable groups left empty (input, teacher and references outside "
+                             "switchable groups left empty (input, single teacher and references outside "
                              "evaluation.secondary_metric_test_sets); core: every secondary one left "
                              "empty (evaluation.secondary_metric_seeds, secondary_metric_test_sets); "
                              "primary: SI-SDR only (evaluation.core_metric_seeds)")

@@ -210,3 +210,19 @@ def test_teachers_preset_gives_every_student_seed_a_teacher_of_its_own(tmp_path,
     assert [json.loads(c)["teacher"]["seed"] for c in teacher_configs] == [seeds[1]]
     assert f'"teacher": "results/models/teachers/seed{seeds[1]}/model.pt"' in result.stdout
     assert "results/models/teacher/model.pt" not in result.stdout
+
+
+def test_a_teacher_per_seed_is_scored_like_its_seeds_students_but_never_below_core(tmp_path, env_with_venv):
+    """The teachers preset scores its students on SI-SDR alone (core_metric_seeds: 0); its teachers
+    get the core metrics, the input still every metric on test_matched and the base ones elsewhere."""
+    result = subprocess.run(
+        ["snakemake", "-n", "-p", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
+         "--configfile", str(REPO / "config.yaml"), str(REPO / "workflow" / "presets" / "teachers.yaml"),
+         "--", "results/scores/teachers/seed2/test_matched.csv"],
+        capture_output=True, text=True, env=env_with_venv, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    teacher = re.findall(r"kdsd score --model \S+ --name teachers/seed2 .*?--metric-tier ([\w ]+?) --threads",
+                         result.stdout)
+    the_input = re.findall(r"kdsd score-input .*?--metric-tier ([\w ]+?) --threads", result.stdout)
+    assert teacher == ["core"]
+    assert len(the_input) == 1 and the_input[0].split()[0] == "all" and set(the_input[0].split()[1:]) == {"base"}

@@ -45,7 +45,7 @@ SKIPPED_REASON = ("secondary metrics not computed for this seed or test set "
 SKIPPED_CORE_REASON = ("only SI-SDR computed for this seed, the primary test's metric "
                        "(evaluation.core_metric_seeds)")
 BASE_REASON = (f"{', '.join(METRIC_GROUPS)}: scored on evaluation.secondary_metric_test_sets only "
-               "(the input, teacher and references get the other metrics on every test set)")
+               "(the input, a single teacher and the references get the other metrics on every test set)")
 TIER_REASONS = {"all": "", "base": BASE_REASON, "core": SKIPPED_REASON, "primary": SKIPPED_CORE_REASON}
 # The recogniser's own WER on the clean reference (its floor on this speech), in the input table.
 CLEAN_WER = "clean_wer"

@@ -46,16 +46,18 @@ def _on_secondary_test_sets(tier, elsewhere):
 
 
 def metric_tiers(model):
-    """What a table on each test set holds (schema: why). The input, teacher and references: every
-    metric on the secondary test sets, the base ones (no switchable group) elsewhere. A student's
-    first seeds: every metric on the secondary test sets, the core ones elsewhere; the next seeds
-    the core metrics, the rest SI-SDR alone."""
-    if model == "input" or model in TEACHERS or model.startswith("references/"):
+    """What a table on each test set holds (schema: why). The input, the one teacher and the
+    references: every metric on the secondary test sets, the base ones (no switchable group)
+    elsewhere. A student's first seeds: every metric on the secondary test sets, the core ones
+    elsewhere; the next seeds the core metrics, the rest SI-SDR alone. A teacher per seed
+    (teacher.per_seed) is scored like its seed's students, but never below the core metrics."""
+    if model in ("input", "teacher") or model.startswith("references/"):
         return _on_secondary_test_sets("all", "base")
     seed = int(model.rsplit("/seed", 1)[1])
     if seed in SECONDARY_SEEDS:
         return _on_secondary_test_sets("all", "core")
-    return ["core" if seed in CORE_SEEDS else "primary"] * len(TEST_SETS)
+    core = seed in CORE_SEEDS or model.startswith("teachers/")
+    return ["core" if core else "primary"] * len(TEST_SETS)
 
 
 def tier_params(model):
