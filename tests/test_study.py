@@ -145,6 +145,31 @@ def _planned_jobs(tmp_path, env, preset, *targets):
     return {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if line.strip()}
 
 
+def _planned_priorities(tmp_path, env) -> dict[str, set[int]]:
+    """The ``priority:`` of every job the default run plans, by rule (0 where a job has none)."""
+    result = subprocess.run(
+        ["snakemake", "-n", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "8",
+         "--configfile", str(REPO / "config.yaml")], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    priorities: dict[str, set[int]] = {}
+    for rule, body in re.findall(r"^rule (\w+):\n(.*?)(?=\n\n|\Z)", result.stdout, flags=re.S | re.M):
+        found = re.search(r"^\s+priority: (\d+)$", body, flags=re.M)
+        priorities.setdefault(rule, set()).add(int(found.group(1)) if found else 0)
+    return priorities
+
+
+def test_the_input_is_scored_beside_the_first_training_wave_and_the_rest_after_training(tmp_path, env_with_venv):
+    """Every other score waits on the input's: scored after the last training wave, it ran alone
+    with a core idle. Its job outranks the students' training but not the corpus or the teacher
+    (the critical path); every other scoring job ranks below training."""
+    priority = _planned_priorities(tmp_path, env_with_venv)
+    training = set().union(*(p for rule, p in priority.items() if rule.startswith("distill_students_")))
+    scoring = set().union(*(p for rule, p in priority.items() if rule.startswith("score_") and rule != "score_input"))
+    assert len(training) == 1 and scoring
+    assert max(priority["build_corpus_split"] | priority["train_teacher"]) > max(priority["score_input"])
+    assert min(priority["score_input"]) > max(training) > max(scoring)
+
+
 def test_kd_sweep_trains_students_and_never_scores_a_test_set(tmp_path, env_with_venv):
     jobs = _planned_jobs(tmp_path, env_with_venv, "kd_sweep.yaml", "results/tables/kd_weights.csv")
     sweep = yaml.safe_load((REPO / "workflow" / "presets" / "kd_sweep.yaml").read_text())["students"]
