@@ -1,6 +1,11 @@
 # Stage 1: build the corpus (synthetic, or an adapter over audio on disk), one job per split,
 # and describe it.
 
+# Every split and fetch before the teacher (100) and the students (50): a job claiming both cores
+# cannot start beside a training job, so a test split left for later waited until training ended
+# (and the input's scores, and every score after them, waited on it).
+CORPUS_PRIORITY = 110
+
 
 rule fetch_recorded:
     """One recorded collection: its pinned .deb files fetched (or taken from deb_dir), hash-checked,
@@ -14,7 +19,7 @@ rule fetch_recorded:
     benchmark:
         f"{RESULTS}/benchmarks/recorded/{{collection}}.tsv"
     threads: cores_claimed(2)
-    priority: 100  # test_recorded and the recorded training splits wait on it
+    priority: CORPUS_PRIORITY  # test_recorded and the recorded training splits wait on it
     resources:
         job_threads=job_threads,
         mem_mb=2000,
@@ -37,7 +42,7 @@ rule build_corpus_split:
     benchmark:
         f"{RESULTS}/benchmarks/corpus/{{split}}.tsv"
     threads: cores_claimed(2)
-    priority: 100  # the train split starts the critical path (teacher), before any scoring
+    priority: CORPUS_PRIORITY
     resources:
         job_threads=job_threads,
         mem_mb=4000,
