@@ -60,6 +60,17 @@ def metric_tiers(model):
     return ["core" if core else "primary"] * len(TEST_SETS)
 
 
+# A tier's cost rank: "all" (every metric) highest, "primary" (SI-SDR alone) 0.
+_TIER_COST_RANK = {tier: rank for rank, tier in enumerate(reversed(METRIC_TIERS))}
+
+
+def scoring_priority(models):
+    """A scoring job's ``priority:`` (0-3, below training): the more metrics it computes, the
+    earlier it starts, so that the run does not end on one long scoring job beside an idle core
+    (the seed-1 group's every metric took 14x a SI-SDR-only group's CPU on 2026-12-06)."""
+    return max((_TIER_COST_RANK[tier] for model in models for tier in metric_tiers(model)), default=0)
+
+
 def tier_params(model):
     """A scoring rule's params: its tier (one, or one per test set where they differ) and the
     metric lists they hold, so that a change to either rescores."""

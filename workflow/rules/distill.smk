@@ -81,7 +81,9 @@ for group, members in student_groups(PENDING, config["students"]["train_together
         benchmark:
             f"{RESULTS}/benchmarks/models/students/{group}.tsv"
         threads: cores_claimed(1)
-        priority: 50  # training is the critical path: students start before any scoring
+        # Training is the critical path: students start before any scoring. Of the groups, those
+        # whose scoring costs most train first, so the last to finish is quick to score.
+        priority: 50 + scoring_priority(f"students/{sc}/{m}/seed{s}" for sc, m, s in members)
         resources:
             job_threads=job_threads,
             mem_mb=4000,

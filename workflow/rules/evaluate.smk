@@ -51,6 +51,7 @@ rule score_input:
 
 
 rule score_model:  # the teacher (a model path: teachers/seed<k> fit too); students: below
+    priority: scoring_priority(["teacher"])
     wildcard_constraints:
         model=r"teacher|teachers/seed\d+",
     input:
@@ -114,6 +115,7 @@ for group, members in student_groups(SCORING_PENDING, config["students"]["train_
             models=json_arg([{"model": f"{RESULTS}/models/{model}/model.pt", "name": model,
                               "out": [f"{scores_dir(model)}/{test_set}.csv" for test_set in TEST_SETS],
                               "tier": metric_tiers(model), "job": score_job(model)} for model in group_models]),
+        priority: scoring_priority(group_models)
         log:
             f"{RESULTS}/logs/scores/students/{group}.log",
         benchmark:
@@ -149,6 +151,7 @@ rule model_cost:  # the teacher's; the students' come from their training jobs (
 
 
 rule score_reference:
+    priority: scoring_priority(f"references/{reference}" for reference in REFERENCES)
     input:
         manifests=per_test_set(manifest("{test_set}")),
         input_scores=INPUT_SCORES,
