@@ -161,9 +161,9 @@ def _planned_priorities(tmp_path, env) -> dict[str, set[int]]:
 def test_the_input_is_scored_beside_the_first_training_wave_and_the_rest_after_training(tmp_path, env_with_venv):
     """Every other score waits on the input's: scored after the last training wave, it ran alone
     with a core idle. Its job outranks the students' training but not the teacher (the critical
-    path); every other scoring job ranks below training, the costliest first. The corpus (2-core jobs, which cannot
-    start beside a training job) is built whole before the teacher starts, or a test split left
-    for later would hold the input's scores back until training ends."""
+    path); every other scoring job ranks below training, the costliest first. The corpus (2-core
+    jobs, which cannot start beside a training job) is built whole before the teacher starts, or a
+    test split left for later would hold the input's scores back until training ends."""
     priority = _planned_priorities(tmp_path, env_with_venv)
     training = set().union(*(p for rule, p in priority.items() if rule.startswith("distill_students_")))
     scoring = set().union(*(p for rule, p in priority.items() if rule.startswith("score_") and rule != "score_input"))

@@ -98,8 +98,13 @@ def as_json_arg(*sections):
     return json_arg({s: config[s] for s in sections})
 
 
+def student_model(scenario, method, seed):
+    """A student's model name: its folder under models/ and scores/, its name in the tables."""
+    return f"students/{scenario}/{method}/seed{seed}"
+
+
 def student_models():
-    return [f"students/{sc}/{m}/seed{s}" for sc, m, s in STUDENTS]
+    return [student_model(*student) for student in STUDENTS]
 
 
 PER_SEED_TEACHERS = config["teacher"]["per_seed"]

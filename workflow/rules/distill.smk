@@ -24,12 +24,12 @@ def upstream(seed):
 
 
 def student_dir(scenario, method, seed):
-    return f"{RESULTS}/models/students/{scenario}/{method}/seed{seed}"
+    return f"{RESULTS}/models/{student_model(scenario, method, seed)}"
 
 
 def student_cost(scenario, method, seed):
     """A student's untimed cost record (its scenario's timing joins it in the report)."""
-    return f"{RESULTS}/cost/students/{scenario}/{method}/seed{seed}.json"
+    return f"{RESULTS}/cost/{student_model(scenario, method, seed)}.json"
 
 
 def is_causal(scenario):
@@ -72,7 +72,7 @@ for group, members in student_groups(PENDING, config["students"]["train_together
             costs=[student_cost(*member) for member in members],
             jobs=[f"{d}/job.json" for d in dirs],
         params:
-            students=json_arg([{"scenario": sc, "method": m, "name": f"students/{sc}/{m}/seed{s}", "out": d,
+            students=json_arg([{"scenario": sc, "method": m, "name": student_model(sc, m, s), "out": d,
                                 "cost": student_cost(sc, m, s), "teacher": teacher_model(s),
                                 "job": student_job(sc, m, s)}
                                for (sc, m, s), d in zip(members, dirs)]),
@@ -83,7 +83,7 @@ for group, members in student_groups(PENDING, config["students"]["train_together
         threads: cores_claimed(1)
         # Training is the critical path: students start before any scoring. Of the groups, those
         # whose scoring costs most train first, so the last to finish is quick to score.
-        priority: 50 + scoring_priority(f"students/{sc}/{m}/seed{s}" for sc, m, s in members)
+        priority: 50 + scoring_priority(student_model(*member) for member in members)
         resources:
             job_threads=job_threads,
             mem_mb=4000,

@@ -89,7 +89,7 @@ def scores_dir(model):
 
 
 def _scoring_pending(scenario, method, seed):
-    model = f"students/{scenario}/{method}/seed{seed}"
+    model = student_model(scenario, method, seed)
     upstream = [f"{RESULTS}/models/{model}/model.pt", *INPUT_SCORES]
     return (scenario, method, seed) in PENDING or not scores_are_current(scores_dir(model), score_job(model),
                                                                          TEST_SETS, upstream)
@@ -99,7 +99,7 @@ SCORING_PENDING = [s for s in STUDENTS
                    if _scoring_pending(*s)]
 
 for group, members in student_groups(SCORING_PENDING, config["students"]["train_together"]).items():
-    group_models = [f"students/{sc}/{m}/seed{s}" for sc, m, s in members]
+    group_models = [student_model(*member) for member in members]
 
     rule:
         name:
