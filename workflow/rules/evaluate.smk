@@ -51,7 +51,7 @@ rule score_input:
 
 
 rule score_model:  # the teacher (a model path: teachers/seed<k> fit too); students: below
-    priority: scoring_priority(["teacher"])
+    priority: lambda wildcards: scoring_priority([wildcards.model])
     wildcard_constraints:
         model=r"teacher|teachers/seed\d+",
     input:
@@ -151,7 +151,7 @@ rule model_cost:  # the teacher's; the students' come from their training jobs (
 
 
 rule score_reference:
-    priority: scoring_priority(f"references/{reference}" for reference in REFERENCES)
+    priority: lambda wildcards: scoring_priority([f"references/{wildcards.reference}"])
     input:
         manifests=per_test_set(manifest("{test_set}")),
         input_scores=INPUT_SCORES,
