@@ -1,7 +1,7 @@
 """Shared fixtures: a tiny saved model, a tiny synthetic corpus config, the smoke reference run."""
 import os
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,35 +41,80 @@ def tiny_corpus():
     return make
 
 
+# The two shared smoke runs: the local reference and the second run (see smoke_runs.py).
+SHARED_RUNS = ("smoke_reference", "second_run")
+
+
+@dataclass
+class SharedRun:
+    workdir: Path
+    background: object  # smoke_runs.BackgroundCommands
+    via_slurm: bool = False
+
+
+def pytest_collection_modifyitems(config, items):
+    """DAG tests after the unit tests, and those reading the shared runs last: the shared runs
+    start with the session (``shared_runs``) and proceed while the other tests run."""
+    items.sort(key=lambda item: (item.get_closest_marker("dag") is not None,
+                                 any(name in item.fixturenames for name in SHARED_RUNS)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_runs(request, tmp_path_factory):
+    """Start the shared runs the selected tests need, at once and side by side.
+
+    The reference first fills the shared cache of recorded packages (`--until fetch_recorded`),
+    then the second run starts beside the rest of it: two runs converting the same package into
+    one cache would remove each other's staging folders.
+    """
+    from smoke_runs import (BackgroundCommands, slurm_missing_reason, slurm_snakemake_command,
+                            snakemake_command, venv_env)
+
+    wanted = {name for item in request.session.items for name in item.fixturenames} & set(SHARED_RUNS)
+    env, runs = venv_env(), {}
+    cache_filled = None
+    if wanted:
+        workdir = tmp_path_factory.mktemp("smoke_reference")
+        commands = [snakemake_command(workdir, *extra) for extra in
+                    (("--until", "fetch_recorded"), (), ("--report", str(workdir / "results" / "report.html")))]
+        if "smoke_reference" not in wanted:
+            commands = commands[:1]  # the cache only
+        runs["smoke_reference"] = SharedRun(workdir, BackgroundCommands(commands, env, REPO))
+        cache_filled = runs["smoke_reference"].background.first_done
+    if "second_run" in wanted:
+        workdir = tmp_path_factory.mktemp("second_run")
+        via_slurm = slurm_missing_reason() is None
+        command = slurm_snakemake_command(workdir) if via_slurm else snakemake_command(workdir)
+        runs["second_run"] = SharedRun(workdir, BackgroundCommands([command], env, workdir, after=cache_filled),
+                                       via_slurm)
+    yield runs
+    for run in runs.values():
+        run.background.stop()
+
+
 @pytest.fixture(scope="session")
-def smoke_reference(tmp_path_factory):
+def smoke_reference(shared_runs):
     """The local, uninterrupted smoke-preset run (plus its HTML report), made once per session."""
-    from smoke_runs import SmokeRun, snakemake, venv_env
+    from smoke_runs import SmokeRun, venv_env
 
-    env = venv_env()
-    workdir = tmp_path_factory.mktemp("smoke_reference")
-    run = snakemake(workdir, env=env)
-    assert run.returncode == 0, run.stderr[-5000:]
-    report = snakemake(workdir, "--report", str(workdir / "results" / "report.html"), env=env)
-    assert report.returncode == 0, report.stderr[-5000:]
-    return SmokeRun(workdir, env)
+    shared = shared_runs["smoke_reference"]
+    for run in shared.background.wait():
+        assert run.returncode == 0, run.stderr[-5000:]
+    return SmokeRun(shared.workdir, venv_env())
 
 
 @pytest.fixture(scope="session")
-def second_run(tmp_path_factory):
+def second_run(shared_runs):
     """A second full smoke run in its own folder, compared against ``smoke_reference``.
 
     It goes through SLURM (``--profile profiles/slurm``) when a cluster answers, so one run serves
     both the SLURM tests and the determinism tests; without a cluster it is a second local run,
     so determinism is still tested.
     """
-    from smoke_runs import SecondRun, slurm_missing_reason, slurm_snakemake, snakemake, venv_env
+    from smoke_runs import SecondRun, venv_env
 
-    env = venv_env()
-    workdir = tmp_path_factory.mktemp("second_run")
-    via_slurm = slurm_missing_reason() is None
-    started = time.monotonic()
-    run = slurm_snakemake(workdir, env=env) if via_slurm else snakemake(workdir, env=env)
+    shared = shared_runs["second_run"]
+    (run,) = shared.background.wait()
     assert run.returncode == 0, run.stderr[-5000:]
-    return SecondRun(workdir, env, via_slurm=via_slurm, output=run.stderr,
-                     wall_s=time.monotonic() - started)
+    return SecondRun(shared.workdir, venv_env(), via_slurm=shared.via_slurm, output=run.stderr,
+                     wall_s=shared.background.wall_s)

@@ -10,9 +10,12 @@ import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,16 +114,84 @@ def slurm_missing_reason() -> str | None:
     return None
 
 
+def slurm_snakemake_command(workdir: Path, *extra: str) -> list[str]:
+    """`snakemake --profile profiles/slurm` on the smoke preset; SLURM logs under ``workdir``."""
+    return ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--profile", str(PROFILE_SLURM), "--configfile", str(REPO / "config.yaml"), str(SMOKE),
+            str(recorded_setup()[0]),
+            "--slurm-init-seconds-before-status-checks", SLURM_FIRST_POLL_S,
+            "--slurm-logdir", str(workdir / "slurm-logs"), *extra]
+
+
 def slurm_snakemake(workdir: Path, *extra: str, env: dict | None = None,
                     timeout: float = DAG_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """`snakemake --profile profiles/slurm` on the smoke preset; SLURM logs under ``workdir``."""
-    command = ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--profile", str(PROFILE_SLURM), "--configfile", str(REPO / "config.yaml"), str(SMOKE),
-               str(recorded_setup()[0]),
-               "--slurm-init-seconds-before-status-checks", SLURM_FIRST_POLL_S,
-               "--slurm-logdir", str(workdir / "slurm-logs"), *extra]
-    return subprocess.run(command, capture_output=True, text=True, env=env or venv_env(),
-                          cwd=workdir, timeout=timeout)
+    return subprocess.run(slurm_snakemake_command(workdir, *extra), capture_output=True, text=True,
+                          env=env or venv_env(), cwd=workdir, timeout=timeout)
+
+
+# --- The shared runs start with the session and run beside the unit tests. ----------------------
+
+class BackgroundCommands:
+    """Commands run one after another in a thread, each only if the one before it succeeded.
+
+    The shared DAG runs are mostly single-threaded jobs and waits for SLURM, and the unit tests
+    run on one core: started together, they keep both cores busy (conftest.py starts them at the
+    session's start and orders the tests that read them last). ``first_done`` is set once the
+    first command has ended; ``wait()`` returns every finished command's result.
+    """
+
+    def __init__(self, commands: list[list[str]], env: dict, cwd: Path,
+                 after: threading.Event | None = None):
+        self.first_done = threading.Event()
+        self.wall_s = 0.0
+        self._commands, self._env, self._cwd, self._after = commands, env, cwd, after
+        self._results: list[subprocess.CompletedProcess] = []
+        self._error: BaseException | None = None
+        self._process: subprocess.Popen | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            if self._after is not None:
+                self._after.wait()
+            started = time.monotonic()
+            for command in self._commands:
+                if self._stopped:
+                    return
+                self._results.append(self._run_one(command))
+                self.first_done.set()
+                if self._results[-1].returncode != 0:
+                    break
+            self.wall_s = time.monotonic() - started
+        except BaseException as exc:  # re-raised in the test that waits for it
+            self._error = exc
+        finally:
+            self.first_done.set()
+
+    def _run_one(self, command: list[str]) -> subprocess.CompletedProcess:
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True, env=self._env, cwd=self._cwd, start_new_session=True)
+        try:
+            stdout, stderr = self._process.communicate(timeout=DAG_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            raise
+        return subprocess.CompletedProcess(command, self._process.returncode, stdout, stderr)
+
+    def wait(self) -> list[subprocess.CompletedProcess]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._results
+
+    def stop(self) -> None:
+        """End a run the session no longer needs (an interrupt: Snakemake cancels its SLURM jobs)."""
+        self._stopped = True
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGINT)
+        self._thread.join(timeout=120)
 
 
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
