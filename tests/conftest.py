@@ -1,7 +1,7 @@
 """Shared fixtures: a tiny saved model, a tiny synthetic corpus config, the smoke reference run."""
 import os
 import sys
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
 import pytest
@@ -41,15 +41,9 @@ def tiny_corpus():
     return make
 
 
-# The two shared smoke runs: the local reference and the second run (see smoke_runs.py).
-SHARED_RUNS = ("smoke_reference", "second_run")
-
-
-@dataclass
-class SharedRun:
-    workdir: Path
-    background: object  # smoke_runs.BackgroundCommands
-    via_slurm: bool = False
+# The runs shared by the DAG tests (smoke_runs.py): the local reference, the second run (through
+# SLURM where a cluster answers) and a failed SLURM job's rerun on a copy of the second run.
+SHARED_RUNS = ("smoke_reference", "second_run", "slurm_failure")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -65,31 +59,53 @@ def shared_runs(request, tmp_path_factory):
 
     The reference first fills the shared cache of recorded packages (`--until fetch_recorded`),
     then the second run starts beside the rest of it: two runs converting the same package into
-    one cache would remove each other's staging folders.
+    one cache would remove each other's staging folders. The failed job's rerun starts when the
+    second run has finished.
     """
-    from smoke_runs import (BackgroundCommands, slurm_missing_reason, slurm_snakemake_command,
+    from smoke_runs import (Background, fail_then_rerun, slurm_missing_reason, slurm_snakemake_command,
                             snakemake_command, venv_env)
 
     wanted = {name for item in request.session.items for name in item.fixturenames} & set(SHARED_RUNS)
+    via_slurm = bool({"second_run", "slurm_failure"} & wanted) and slurm_missing_reason() is None
+    if not via_slurm:
+        wanted.discard("slurm_failure")  # its tests skip
     env, runs = venv_env(), {}
-    cache_filled = None
-    if wanted:
-        workdir = tmp_path_factory.mktemp("smoke_reference")
-        commands = [snakemake_command(workdir, *extra) for extra in
-                    (("--until", "fetch_recorded"), (), ("--report", str(workdir / "results" / "report.html")))]
-        if "smoke_reference" not in wanted:
-            commands = commands[:1]  # the cache only
-        runs["smoke_reference"] = SharedRun(workdir, BackgroundCommands(commands, env, REPO))
-        cache_filled = runs["smoke_reference"].background.first_done
-    if "second_run" in wanted:
-        workdir = tmp_path_factory.mktemp("second_run")
-        via_slurm = slurm_missing_reason() is None
-        command = slurm_snakemake_command(workdir) if via_slurm else snakemake_command(workdir)
-        runs["second_run"] = SharedRun(workdir, BackgroundCommands([command], env, workdir, after=cache_filled),
-                                       via_slurm)
+    if not wanted:
+        yield runs
+        return
+    reference_dir = tmp_path_factory.mktemp("smoke_reference")
+    full = "smoke_reference" in wanted
+
+    def reference(background):
+        done = [background.run(snakemake_command(reference_dir, "--until", "fetch_recorded"), env, REPO)]
+        background.milestone.set()  # the recorded cache is filled
+        for extra in ((), ("--report", str(reference_dir / "results" / "report.html"))) if full else ():
+            if done[-1].returncode == 0:
+                done.append(background.run(snakemake_command(reference_dir, *extra), env, REPO))
+        return done
+
+    runs["smoke_reference"] = Background(reference, reference_dir)
+    if {"second_run", "slurm_failure"} & wanted:
+        second_dir = tmp_path_factory.mktemp("second_run")
+
+        def second(background):
+            started = time.monotonic()
+            command = slurm_snakemake_command(second_dir) if via_slurm else snakemake_command(second_dir)
+            return background.run(command, env, second_dir), time.monotonic() - started, via_slurm
+
+        runs["second_run"] = Background(second, second_dir, after=runs["smoke_reference"].milestone)
+    if "slurm_failure" in wanted:
+        failure_dir = tmp_path_factory.getbasetemp() / "slurm_failure"
+
+        def failure(background):
+            run = runs["second_run"].result()[0]
+            assert run.returncode == 0, run.stderr[-5000:]
+            return fail_then_rerun(background, second_dir, failure_dir, env)
+
+        runs["slurm_failure"] = Background(failure, failure_dir)
     yield runs
     for run in runs.values():
-        run.background.stop()
+        run.stop()
 
 
 @pytest.fixture(scope="session")
@@ -97,10 +113,10 @@ def smoke_reference(shared_runs):
     """The local, uninterrupted smoke-preset run (plus its HTML report), made once per session."""
     from smoke_runs import SmokeRun, venv_env
 
-    shared = shared_runs["smoke_reference"]
-    for run in shared.background.wait():
+    reference = shared_runs["smoke_reference"]
+    for run in reference.result():
         assert run.returncode == 0, run.stderr[-5000:]
-    return SmokeRun(shared.workdir, venv_env())
+    return SmokeRun(reference.workdir, venv_env())
 
 
 @pytest.fixture(scope="session")
@@ -113,8 +129,13 @@ def second_run(shared_runs):
     """
     from smoke_runs import SecondRun, venv_env
 
-    shared = shared_runs["second_run"]
-    (run,) = shared.background.wait()
+    second = shared_runs["second_run"]
+    run, wall_s, via_slurm = second.result()
     assert run.returncode == 0, run.stderr[-5000:]
-    return SecondRun(shared.workdir, venv_env(), via_slurm=shared.via_slurm, output=run.stderr,
-                     wall_s=shared.background.wall_s)
+    return SecondRun(second.workdir, venv_env(), via_slurm=via_slurm, output=run.stderr, wall_s=wall_s)
+
+
+@pytest.fixture(scope="session")
+def slurm_failure(shared_runs):
+    """A copy of the SLURM run in which one scoring job failed, then was rerun (smoke_runs.py)."""
+    return shared_runs["slurm_failure"].result()

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,56 +122,44 @@ def slurm_snakemake_command(workdir: Path, *extra: str) -> list[str]:
             "--slurm-logdir", str(workdir / "slurm-logs"), *extra]
 
 
-def slurm_snakemake(workdir: Path, *extra: str, env: dict | None = None,
-                    timeout: float = DAG_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run(slurm_snakemake_command(workdir, *extra), capture_output=True, text=True,
-                          env=env or venv_env(), cwd=workdir, timeout=timeout)
-
 
 # --- The shared runs start with the session and run beside the unit tests. ----------------------
 
-class BackgroundCommands:
-    """Commands run one after another in a thread, each only if the one before it succeeded.
+class Background:
+    """``work(self)`` run in a thread; ``result()`` waits for it and returns its value.
 
     The shared DAG runs are mostly single-threaded jobs and waits for SLURM, and the unit tests
     run on one core: started together, they keep both cores busy (conftest.py starts them at the
-    session's start and orders the tests that read them last). ``first_done`` is set once the
-    first command has ended; ``wait()`` returns every finished command's result.
+    session's start and orders the tests that read them last). ``work`` starts its commands with
+    :meth:`run`, so that :meth:`stop` can end them; it may set ``milestone`` for others to wait on.
     """
 
-    def __init__(self, commands: list[list[str]], env: dict, cwd: Path,
-                 after: threading.Event | None = None):
-        self.first_done = threading.Event()
-        self.wall_s = 0.0
-        self._commands, self._env, self._cwd, self._after = commands, env, cwd, after
-        self._results: list[subprocess.CompletedProcess] = []
-        self._error: BaseException | None = None
+    def __init__(self, work, workdir: Path, after: threading.Event | None = None):
+        self.milestone = threading.Event()
+        self.workdir = workdir
+        self._work, self._after = work, after
+        self._value, self._error = None, None
         self._process: subprocess.Popen | None = None
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._main, daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
+    def _main(self) -> None:
         try:
             if self._after is not None:
                 self._after.wait()
-            started = time.monotonic()
-            for command in self._commands:
-                if self._stopped:
-                    return
-                self._results.append(self._run_one(command))
-                self.first_done.set()
-                if self._results[-1].returncode != 0:
-                    break
-            self.wall_s = time.monotonic() - started
+            self._value = self._work(self)
         except BaseException as exc:  # re-raised in the test that waits for it
             self._error = exc
         finally:
-            self.first_done.set()
+            self.milestone.set()
 
-    def _run_one(self, command: list[str]) -> subprocess.CompletedProcess:
+    def run(self, command: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+        """``command`` to its end (output captured), unless the session is stopping."""
+        if self._stopped:
+            raise RuntimeError("the test session ended before this run")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True, env=self._env, cwd=self._cwd, start_new_session=True)
+                                         text=True, env=env, cwd=cwd, start_new_session=True)
         try:
             stdout, stderr = self._process.communicate(timeout=DAG_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -180,14 +167,14 @@ class BackgroundCommands:
             raise
         return subprocess.CompletedProcess(command, self._process.returncode, stdout, stderr)
 
-    def wait(self) -> list[subprocess.CompletedProcess]:
+    def result(self):
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._results
+        return self._value
 
     def stop(self) -> None:
-        """End a run the session no longer needs (an interrupt: Snakemake cancels its SLURM jobs)."""
+        """End work the session no longer needs (an interrupt: Snakemake cancels its SLURM jobs)."""
         self._stopped = True
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGINT)
@@ -269,3 +256,58 @@ def table_differences(ours: Path, theirs: Path, skip: set = TIMING_COLUMNS) -> l
         if not same:
             differences.append(f"{ours.name}: column {column}")
     return differences
+
+
+# --- A failed SLURM job and the rerun after it, on a copy of the finished SLURM run. -------------
+
+BROKEN_MODEL = "students/width_1_4/none/seed1"
+BROKEN_GROUP = "seed1"  # students.train_together: seed; scored with the other pending students of seed 1
+HEALTHY_MODEL = "teacher"
+
+
+@dataclass
+class FailedRerun:
+    """What a run with one failing job left, and the rerun after the cause was removed."""
+
+    workdir: Path
+    failed: subprocess.CompletedProcess
+    failed_job_log: str                 # the failing job's own log, as the failed run left it
+    broken_tables: list[Path]           # the failing job's tables (one per test set)
+    healthy_tables: list[Path]          # the tables of a job that could finish
+    healthy_written: bool               # after the failed run: every healthy table is there
+    broken_written: bool                # after the failed run: some broken table is there
+    resumed: subprocess.CompletedProcess
+
+
+def fail_then_rerun(background: Background, finished: Path, workdir: Path, env: dict) -> FailedRerun:
+    """Corrupt one student's model so that its scoring job fails; restore it and rerun.
+
+    Done on a copy of a finished SLURM run (mtimes kept: nothing is out of date), so the run
+    itself stays as the other tests read it. A run in which a job failed lacks that job's tables
+    and what is built from them. That state is recreated by removing both models' score tables
+    and the summary it feeds: Snakemake rebuilds a missing intermediate only when something
+    downstream needs it, and whether rebuilt tables make their readers stale depends on their
+    checksums, which ESTOI's last bit can change (LAST_BIT_COLUMNS). The failed run asks for the
+    teacher's tables, which must be rebuilt, and the corrupted student's, which must fail.
+    """
+    shutil.copytree(finished, workdir, symlinks=True)
+    results = workdir / "results"
+    broken, healthy = (sorted((results / "scores" / m).glob("test_*.csv")) for m in (BROKEN_MODEL, HEALTHY_MODEL))
+    model = results / "models" / BROKEN_MODEL / "model.pt"
+    original, stat = model.read_bytes(), model.stat()
+    for table in [*broken, *healthy, results / "tables" / "summary.csv"]:
+        table.unlink()
+    model.write_bytes(original[: len(original) // 2])
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    targets = [str(p.relative_to(workdir)) for p in (broken[0], healthy[0])]
+    failed = background.run(slurm_snakemake_command(workdir, "--retries", "0", "--keep-going", *targets),
+                            env, workdir)
+    job_log = workdir / f"results/logs/scores/students/{BROKEN_GROUP}.log"
+    observed = {"failed_job_log": job_log.read_text() if job_log.is_file() else "",
+                "healthy_written": all(p.is_file() for p in healthy),
+                "broken_written": any(p.exists() for p in broken)}
+    model.write_bytes(original)
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    resumed = background.run(slurm_snakemake_command(workdir, "--rerun-incomplete"), env, workdir)
+    return FailedRerun(workdir, failed, broken_tables=broken, healthy_tables=healthy, resumed=resumed,
+                       **observed)

@@ -2,22 +2,18 @@
 workflow/scripts/local-slurm.sh. The smoke preset runs with ``--profile profiles/slurm`` (the
 ``second_run`` fixture, shared with test_determinism.py); without ``sbatch`` these tests are
 skipped, with the reason shown."""
-import os
 import re
 
 import pytest
 
 from kdsd.cluster import slurm_cpus_per_node
-from smoke_runs import (executed_jobs, planned_jobs, slurm_missing_reason, slurm_snakemake,
-                        slurm_submissions, table_differences)
+from smoke_runs import (BROKEN_GROUP, BROKEN_MODEL, HEALTHY_MODEL, executed_jobs, planned_jobs,
+                        slurm_missing_reason, slurm_submissions, table_differences)
 
 pytestmark = [pytest.mark.dag, pytest.mark.slurm,
               pytest.mark.skipif(slurm_missing_reason() is not None,
                                  reason=f"no SLURM run: {slurm_missing_reason()}")]
 
-BROKEN_MODEL = "students/width_1_4/none/seed1"
-BROKEN_GROUP = "seed1"  # students.train_together: seed; scored with the other pending students of seed 1
-HEALTHY_MODEL = "teacher"
 TEST_SET = "test_matched"
 
 
@@ -54,42 +50,18 @@ def test_summary_equals_the_local_run_number_for_number(smoke_reference, slurm_r
         assert table_differences(smoke_reference.results / name, slurm_run.results / name) == []
 
 
-def test_failed_job_is_reported_and_a_rerun_redoes_only_what_is_missing(smoke_reference, slurm_run):
-    """Corrupt one student's model so that its scoring job fails; restore it and resume.
-
-    A run in which a job failed lacks that job's tables and what is built from them. That state
-    is recreated on the finished run by removing both models' score tables and the summary it
-    feeds: Snakemake rebuilds a missing intermediate only when something downstream needs it, and
-    whether rebuilt tables make their readers stale depends on their checksums, which ESTOI's
-    last bit can change (smoke_runs.LAST_BIT_COLUMNS). The failed run asks for the teacher's
-    tables, which must be rebuilt, and the corrupted student's, which must fail. Mtimes are kept
-    on corrupting and restoring, so nothing else is out of date. Runs last in this file: it leaves
-    the run as it found it (asserted at the end).
-    """
-    results = slurm_run.results
-    broken, healthy = (sorted((results / "scores" / m).glob("test_*.csv")) for m in (BROKEN_MODEL, HEALTHY_MODEL))
-    test_sets = len(broken)
-    assert test_sets > 1 and len(healthy) == test_sets  # one job writes every test set's table
-    model = results / "models" / BROKEN_MODEL / "model.pt"
-    original, stat = model.read_bytes(), model.stat()
-    for table in [*broken, *healthy, results / "tables" / "summary.csv"]:
-        table.unlink()
-    model.write_bytes(original[: len(original) // 2])
-    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-    failed = slurm_snakemake(slurm_run.workdir, "--retries", "0", "--keep-going",
-                             *(str(p.relative_to(slurm_run.workdir)) for p in (broken[0], healthy[0])),
-                             env=slurm_run.env)
-    job_log = f"results/logs/scores/students/{BROKEN_GROUP}.log"  # its group holds it alone
+def test_failed_job_is_reported_and_a_rerun_redoes_only_what_is_missing(smoke_reference, slurm_failure):
+    """One student's model corrupted so that its scoring job fails, then restored and the run
+    resumed, on a copy of the SLURM run (smoke_runs.fail_then_rerun says how)."""
+    failed, resumed = slurm_failure.failed, slurm_failure.resumed
+    assert len(slurm_failure.broken_tables) > 1  # one job writes every test set's table
+    assert len(slurm_failure.healthy_tables) == len(slurm_failure.broken_tables)
     assert failed.returncode != 0
-    assert job_log in failed.stderr  # Snakemake names the failed job's log
-    assert "not a kdsd model file" in (slurm_run.workdir / job_log).read_text()
-    assert all(p.is_file() for p in healthy)  # the healthy job finished regardless
-    assert not any(p.exists() for p in broken)
+    assert f"results/logs/scores/students/{BROKEN_GROUP}.log" in failed.stderr  # Snakemake names the failed job's log
+    assert "not a kdsd model file" in slurm_failure.failed_job_log
+    assert slurm_failure.healthy_written  # the healthy job finished regardless
+    assert not slurm_failure.broken_written
 
-    model.write_bytes(original)
-    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    resumed = slurm_snakemake(slurm_run.workdir, "--rerun-incomplete", env=slurm_run.env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rerun = executed_jobs(resumed.stderr)
     assert (f"score_students_{BROKEN_GROUP}", "") in rerun, resumed.stderr[-3000:]
@@ -97,8 +69,9 @@ def test_failed_job_is_reported_and_a_rerun_redoes_only_what_is_missing(smoke_re
     # Only the failed job and what reads its tables (the summary, every test set's listening
     # examples, and the runtime table, which sums every job's benchmark file after the report) run.
     assert planned_jobs(resumed.stderr) == {f"score_students_{BROKEN_GROUP}": 1, "report_results": 1,
-                                           "listening_examples": test_sets, "runtime_table": 1,
-                                           "all": 1}
+                                           "listening_examples": len(slurm_failure.broken_tables),
+                                           "runtime_table": 1, "all": 1}
+    results = slurm_failure.workdir / "results"
     for name in (f"scores/{BROKEN_MODEL}/{TEST_SET}.csv", f"scores/{HEALTHY_MODEL}/{TEST_SET}.csv",
                  "tables/summary.csv"):
         assert table_differences(smoke_reference.results / name, results / name) == [], name
