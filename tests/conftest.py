@@ -104,8 +104,10 @@ def shared_runs(request, tmp_path_factory):
 
         runs["slurm_failure"] = Background(failure, failure_dir)
     yield runs
-    for run in runs.values():
+    for run in runs.values():  # all first: a run waiting on another must not start a command
         run.stop()
+    for run in runs.values():
+        run.join()
 
 
 @pytest.fixture(scope="session")

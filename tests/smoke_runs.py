@@ -174,10 +174,13 @@ class Background:
         return self._value
 
     def stop(self) -> None:
-        """End work the session no longer needs (an interrupt: Snakemake cancels its SLURM jobs)."""
+        """End work the session no longer needs (an interrupt: Snakemake cancels its SLURM jobs);
+        no command starts after it. ``join()`` then waits for the thread."""
         self._stopped = True
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGINT)
+
+    def join(self) -> None:
         self._thread.join(timeout=120)
 
 
