@@ -79,9 +79,11 @@ def shared_runs(request, tmp_path_factory):
     def reference(background):
         done = [background.run(snakemake_command(reference_dir, "--until", "fetch_recorded"), env, REPO)]
         background.milestone.set()  # the recorded cache is filled
-        for extra in ((), ("--report", str(reference_dir / "results" / "report.html"))) if full else ():
-            if done[-1].returncode == 0:
-                done.append(background.run(snakemake_command(reference_dir, *extra), env, REPO))
+        rest = [(), ("--report", str(reference_dir / "results" / "report.html"))] if full else []
+        for extra in rest:
+            if done[-1].returncode != 0:
+                break
+            done.append(background.run(snakemake_command(reference_dir, *extra), env, REPO))
         return done
 
     runs["smoke_reference"] = Background(reference, reference_dir)

@@ -122,7 +122,6 @@ def slurm_snakemake_command(workdir: Path, *extra: str) -> list[str]:
             "--slurm-logdir", str(workdir / "slurm-logs"), *extra]
 
 
-
 # --- The shared runs start with the session and run beside the unit tests. ----------------------
 
 class Background:
